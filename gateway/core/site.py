@@ -1,0 +1,353 @@
+"""The site: every charger the gateway serves, polled, with its connector state machine.
+
+`Site` is the asyncio shell around the I/O-free `Connector` logic. It polls each charger's
+driver, feeds the readings to the connector, writes the connector's desired charging offer
+back to the charger, asks the registered `Authorizer` about presented identifiers, records
+sessions in the `SessionLedger`, and publishes `SiteEvent`s to subscribers. Adapters (OCPP
+upstream now; OCPI and a local API later) only ever talk to each other through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.core.charger import ChargerControl, ChargerReading, ChargerUnavailable
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.connector import (
+    DEFAULT_CONNECTION_TIMEOUT_S,
+    ChargingOffer,
+    Connector,
+    RemoteStartRefused,
+)
+from gateway.core.events import (
+    AuthorizationRequested,
+    ConnectorEffect,
+    SessionEnded,
+    SessionStarted,
+    SiteEvent,
+)
+from gateway.core.session import Session, StopReason
+
+__all__ = [
+    "Authorizer",
+    "ChargerDriver",
+    "ChargerSpec",
+    "RemoteStartRefused",
+    "SessionLedger",
+    "Site",
+]
+
+logger = logging.getLogger(__name__)
+
+CONNECTOR_ID = 1
+"""The gateway's chargers have one connector each for now."""
+
+
+class ChargerDriver(ChargerControl, Protocol):
+    """A southbound driver for one charger: commands plus a consistent poll."""
+
+    async def read(self) -> ChargerReading:
+        """Poll the charger. Raises `ChargerUnavailable` when it cannot be reached."""
+
+
+class Authorizer(Protocol):
+    """Decides whether an identifier presented at a charger may start a session. Registered
+    by the upstream adapter that owns the charger (OCPP: an Authorize call)."""
+
+    async def authorize(self, charger_id: str, id_tag: str) -> bool:
+        """True to accept. May take seconds (a network round trip); should not raise."""
+
+
+class SessionLedger(Protocol):
+    """Durable record of sessions (implemented by `gateway.store.Store`)."""
+
+    async def record_session_started(self, session: Session) -> None: ...
+    async def record_upstream_transaction_id(self, session_id: str, value: str) -> None: ...
+    async def record_session_ended(self, session: Session) -> None: ...
+    async def open_sessions(self) -> list[Session]:
+        """Sessions started and not ended, e.g. when the gateway stopped mid-session."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    """What the site needs to know about a charger to run it."""
+
+    id: str
+    max_current_a: float
+    """The most the charger may offer (its rating or its share of the supply)."""
+    phases: int = 3
+    poll_interval_s: float = 1.0
+
+
+@dataclass(slots=True)
+class _SiteCharger:
+    spec: ChargerSpec
+    driver: ChargerDriver
+    connector: Connector
+    poll_now: asyncio.Event = field(default_factory=asyncio.Event)
+    authorizer: Authorizer | None = None
+    unreachable_logged: bool = False
+
+
+class Site:
+    """The chargers of one site and their sessions. Call `run()` to start polling."""
+
+    def __init__(
+        self,
+        *,
+        ledger: SessionLedger | None = None,
+        clock: Clock | None = None,
+        connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S,
+    ) -> None:
+        self._ledger = ledger
+        self._clock: Clock = clock or SystemClock()
+        self._connection_timeout_s = connection_timeout_s
+        self._chargers: dict[str, _SiteCharger] = {}
+        self._subscribers: list[tuple[str | None, asyncio.Queue[SiteEvent]]] = []
+        # One FIFO for every effect of every connector, drained by a single task, so ledger
+        # writes and events keep the order in which the state changed.
+        self._effects: asyncio.Queue[ConnectorEffect] = asyncio.Queue()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- composition -----------------------------------------------------------------------
+
+    def add_charger(self, spec: ChargerSpec, driver: ChargerDriver) -> None:
+        """Register a charger; before `run()` only. Raises ValueError for a duplicate id."""
+        if spec.id in self._chargers:
+            raise ValueError(f"duplicate charger id {spec.id!r}")
+        connector = Connector(
+            spec.id,
+            CONNECTOR_ID,
+            max_current_a=spec.max_current_a,
+            clock=self._clock,
+            connection_timeout_s=self._connection_timeout_s,
+        )
+        self._chargers[spec.id] = _SiteCharger(spec, driver, connector)
+
+    def set_authorizer(self, charger_id: str, authorizer: Authorizer | None) -> None:
+        """Route the authorization of identifiers presented at `charger_id` to `authorizer`.
+        Without one, presented identifiers are accepted (a free-vend site)."""
+        self._charger(charger_id).authorizer = authorizer
+
+    def set_connection_timeout(self, charger_id: str, seconds: float) -> None:
+        """How long an authorization waits for a vehicle on this charger (from now on)."""
+        if seconds <= 0:
+            raise ValueError(f"connection timeout must be positive, got {seconds}")
+        self._charger(charger_id).connector.connection_timeout_s = seconds
+
+    def subscribe(self, charger_id: str | None = None) -> asyncio.Queue[SiteEvent]:
+        """A queue receiving every event from now on (of one charger, or of all)."""
+        queue: asyncio.Queue[SiteEvent] = asyncio.Queue()
+        self._subscribers.append((charger_id, queue))
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[SiteEvent]) -> None:
+        self._subscribers = [(c, q) for c, q in self._subscribers if q is not queue]
+
+    # --- queries ---------------------------------------------------------------------------
+
+    @property
+    def charger_ids(self) -> Sequence[str]:
+        return list(self._chargers)
+
+    def spec(self, charger_id: str) -> ChargerSpec:
+        return self._charger(charger_id).spec
+
+    def connector(self, charger_id: str, connector_id: int = CONNECTOR_ID) -> Connector:
+        """The connector's live state (status, session, last reading). Read it; change it
+        only through the site's methods."""
+        if connector_id != CONNECTOR_ID:
+            raise LookupError(f"charger {charger_id!r} has no connector {connector_id}")
+        return self._charger(charger_id).connector
+
+    def connectors(self) -> Iterator[Connector]:
+        return (charger.connector for charger in self._chargers.values())
+
+    # --- commands --------------------------------------------------------------------------
+
+    async def remote_start(self, charger_id: str, connector_id: int, id_tag: str) -> None:
+        """Authorize `id_tag` on a connector: the session starts at once if a vehicle is
+        plugged in, else when one is within the connection timeout. Raises
+        `RemoteStartRefused` (or LookupError for an unknown charger/connector). Answers from
+        local state: the charger is commanded by its poll task right after."""
+        connector = self.connector(charger_id, connector_id)
+        self._submit(connector.request_remote_start(id_tag))
+        self._chargers[charger_id].poll_now.set()
+
+    async def stop_session(self, charger_id: str, connector_id: int, reason: StopReason) -> Session:
+        """End the active session on a connector: the charger is disabled, and the session
+        closes with the meter reading taken after that (a `SessionEnded` event follows).
+        Returns the session being stopped; raises LookupError when there is none."""
+        session = self.connector(charger_id, connector_id).request_stop(reason)
+        self._chargers[charger_id].poll_now.set()
+        return session
+
+    async def record_upstream_transaction_id(
+        self, charger_id: str, session_id: str, value: str
+    ) -> None:
+        """Remember the id an upstream system gave a session (in the ledger too)."""
+        self._charger(charger_id).connector.record_upstream_transaction_id(session_id, value)
+        if self._ledger is not None:
+            try:
+                await self._ledger.record_upstream_transaction_id(session_id, value)
+            except Exception:
+                logger.exception(
+                    "could not record upstream transaction id",
+                    extra={"session_id": session_id, "upstream_transaction_id": value},
+                )
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Resume sessions left open in the ledger, then poll every charger until cancelled."""
+        if self._ledger is not None:
+            for session in await self._ledger.open_sessions():
+                charger = self._chargers.get(session.charger_id)
+                if charger is None or session.connector_id != CONNECTOR_ID:
+                    logger.warning(
+                        "open session of an unknown charger left as is",
+                        extra={"session_id": session.id, "charger_id": session.charger_id},
+                    )
+                    continue
+                charger.connector.resume(session)
+                logger.info(
+                    "resumed open session",
+                    extra={"session_id": session.id, "charger_id": session.charger_id},
+                )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._dispatch_effects(), name="site-effects")
+                for charger in self._chargers.values():
+                    tasks.create_task(self._poll_forever(charger), name=f"poll-{charger.spec.id}")
+        finally:
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _charger(self, charger_id: str) -> _SiteCharger:
+        try:
+            return self._chargers[charger_id]
+        except KeyError:
+            raise LookupError(f"unknown charger {charger_id!r}") from None
+
+    def _submit(self, effects: list[ConnectorEffect]) -> None:
+        for effect in effects:
+            self._effects.put_nowait(effect)
+
+    async def _poll_forever(self, charger: _SiteCharger) -> None:
+        interval = charger.spec.poll_interval_s
+        while True:
+            wrote = await self._poll_once(charger)
+            if wrote:
+                # Read back at once, so the new state (and a session closing on a stop)
+                # does not wait a whole poll interval.
+                await self._poll_once(charger)
+            charger.poll_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(charger.poll_now.wait(), interval)
+
+    async def _poll_once(self, charger: _SiteCharger) -> bool:
+        """One read, and a write when the charger must change; True if it wrote."""
+        connector = charger.connector
+        try:
+            reading = await charger.driver.read()
+        except Exception as error:
+            # A driver bug must not stop the site: it counts as an unreachable charger.
+            if not charger.unreachable_logged:
+                charger.unreachable_logged = True
+                logger.warning(
+                    "charger unreachable: %s",
+                    error,
+                    exc_info=not isinstance(error, ChargerUnavailable),
+                    extra={"charger_id": charger.spec.id},
+                )
+            self._submit(connector.observe_unreachable())
+            return False
+        if charger.unreachable_logged:
+            charger.unreachable_logged = False
+            logger.info("charger reachable again", extra={"charger_id": charger.spec.id})
+        self._submit(connector.observe(reading))
+        offer = connector.offer_to_write()
+        if offer is None:
+            return False
+        try:
+            await _write_offer(charger.driver, offer)
+        except Exception as error:
+            logger.warning(
+                "could not command charger: %s",
+                error,
+                exc_info=not isinstance(error, ChargerUnavailable),
+                extra={"charger_id": charger.spec.id, "offer": offer},
+            )
+            return False
+        logger.info(
+            "charger commanded",
+            extra={
+                "charger_id": charger.spec.id,
+                "enabled": offer.enabled,
+                "current_a": offer.current_a,
+            },
+        )
+        return True
+
+    async def _dispatch_effects(self) -> None:
+        while True:
+            effect = await self._effects.get()
+            if isinstance(effect, AuthorizationRequested):
+                self._start_authorization(effect)
+                continue
+            await self._record(effect)
+            for charger_id, queue in self._subscribers:
+                if charger_id is None or charger_id == effect.charger_id:
+                    queue.put_nowait(effect)
+
+    async def _record(self, event: SiteEvent) -> None:
+        if self._ledger is None:
+            return
+        try:
+            if isinstance(event, SessionStarted):
+                await self._ledger.record_session_started(event.session)
+            elif isinstance(event, SessionEnded):
+                await self._ledger.record_session_ended(event.session)
+        except Exception:
+            # Keep running: the session is still in memory and reaches the upstream system.
+            logger.exception("could not record session", extra={"event": type(event).__name__})
+
+    def _start_authorization(self, request: AuthorizationRequested) -> None:
+        task = asyncio.create_task(self._authorize(request), name=f"authorize-{request.charger_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _authorize(self, request: AuthorizationRequested) -> None:
+        charger = self._chargers[request.charger_id]
+        accepted = True
+        if charger.authorizer is not None:
+            try:
+                accepted = await charger.authorizer.authorize(request.charger_id, request.id_tag)
+            except Exception:
+                logger.exception("authorizer failed", extra={"charger_id": request.charger_id})
+                accepted = False
+        logger.info(
+            "identifier %s",
+            "accepted" if accepted else "rejected",
+            extra={"charger_id": request.charger_id},
+        )
+        self._submit(charger.connector.authorization_decided(request.id_tag, accepted))
+        charger.poll_now.set()
+
+
+async def _write_offer(driver: ChargerDriver, offer: ChargingOffer) -> None:
+    # Limit before enable, and disable before zeroing, so the charger never offers more than
+    # intended in between.
+    if offer.enabled:
+        await driver.set_current_limit(offer.current_a)
+        await driver.set_enabled(True)
+    else:
+        await driver.set_enabled(False)
+        await driver.set_current_limit(0.0)
