@@ -1,0 +1,292 @@
+"""`evgw`: the command line.
+
+    evgw demo [--chargers N] [--duration S]   a simulated site with a local central system
+    evgw run --config FILE                    the gateway, from a TOML configuration
+
+Exit codes: 0 done (also after Ctrl-C/SIGTERM), 2 usage or configuration error, 1 runtime
+failure. The event loop is uvloop where it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final
+
+from gateway import __version__
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.core.site import ChargerSpec, Site
+from gateway.modbus import ModbusCharger, ModbusLinkPool, ProfileError, load_profile
+from gateway.ocpp.v16.configuration import StationConfiguration
+from gateway.ocpp.v16.station import ChargePointIdentity, Station16
+from gateway.store import Store, StoreError
+
+logger = logging.getLogger("gateway")
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+DEFAULT_VENDOR: Final = "evgw"
+
+
+class Gateway:
+    """The running gateway: store, Modbus drivers, the site, one OCPP station per charger.
+
+    `await Gateway.open(config)`, then `await run()` until cancelled, then `await close()`.
+    """
+
+    def __init__(
+        self, config: GatewayConfig, store: Store, pool: ModbusLinkPool, site: Site
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.site = site
+        self.stations: dict[str, Station16] = {}
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, config: GatewayConfig) -> Gateway:
+        """Open the store and wire every charger. Raises `ConfigError` for an unknown
+        profile, `StoreError` for an unusable database."""
+        profiles = {}
+        problems = []
+        for index, charger in enumerate(config.chargers):
+            try:
+                profiles[charger.id] = load_profile(charger.profile)
+            except (ProfileError, OSError) as error:
+                problems.append(f"chargers[{index}].profile: {error}")
+        if problems:
+            raise ConfigError(problems)
+        store = await Store.open(config.gateway.store)
+        pool = ModbusLinkPool()
+        site = Site(ledger=store, connection_timeout_s=config.upstream.connection_timeout_s)
+        gateway = cls(config, store, pool, site)
+        for charger in config.chargers:
+            profile = profiles[charger.id]
+            driver = ModbusCharger(
+                pool.link(charger.host, charger.port), charger.unit_id, profile, name=charger.id
+            )
+            site.add_charger(
+                ChargerSpec(
+                    charger.id,
+                    max_current_a=charger.max_current_a,
+                    phases=charger.phases,
+                    poll_interval_s=charger.poll_interval_s,
+                ),
+                driver,
+            )
+            gateway.stations[charger.id] = Station16(
+                site,
+                charger.id,
+                base_url=config.upstream.url,
+                identity=ChargePointIdentity(
+                    vendor=charger.vendor or DEFAULT_VENDOR,
+                    model=charger.model or profile.name[:20],
+                    serial_number=charger.serial_number,
+                    firmware_version=f"evgw {__version__}",
+                ),
+                configuration=StationConfiguration(
+                    heartbeat_interval_s=config.upstream.heartbeat_interval_s,
+                    meter_value_sample_interval_s=config.upstream.meter_value_sample_interval_s,
+                    connection_timeout_s=config.upstream.connection_timeout_s,
+                ),
+            )
+        return gateway
+
+    async def run(self) -> None:
+        """Poll and serve until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.site.run(), name="site")
+            for station in self.stations.values():
+                tasks.create_task(station.run(), name=f"station-{station.charger_id}")
+
+    async def close(self) -> None:
+        await self._pool.close()
+        await self.store.close()
+
+
+async def run_gateway(config: GatewayConfig) -> None:
+    """`evgw run`: open, run until cancelled, close."""
+    gateway = await Gateway.open(config)
+    logger.info(
+        "gateway running",
+        extra={"chargers": len(config.chargers), "upstream": config.upstream.url},
+    )
+    try:
+        await gateway.run()
+    finally:
+        await gateway.close()
+
+
+# --- logging -----------------------------------------------------------------------------------
+
+_RECORD_ATTRIBUTES: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class StructuredFormatter(logging.Formatter):
+    """`time level logger message key=value ...`: the key=value pairs are the record's
+    `extra=` fields, so lines read well on a console and parse with a regex."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+        }
+        if fields:
+            line += " " + " ".join(f"{key}={value!r}" for key, value in fields.items())
+        return line
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(StructuredFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # pymodbus logs every failed connection attempt at ERROR; the site reports reachability.
+    logging.getLogger("pymodbus").setLevel(max(logging.CRITICAL, root.level))
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or SIGINT/SIGTERM arrives; then cancel it and wait for its
+    clean-up (sockets closed, store closed)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    task = asyncio.create_task(work, name="main")
+    stopper = asyncio.create_task(stop.wait(), name="signals")
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if not task.done():
+        logger.info("stopping")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return
+    task.result()
+
+
+def run_until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` on a fresh event loop (uvloop if available) until it ends or is
+    signalled."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_until_signalled(work))
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evgw",
+        description="Edge gateway for EV charging sites: Modbus chargers upstream as OCPP.",
+    )
+    parser.add_argument("--version", action="version", version=f"evgw {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a simulated site with a local central system",
+        description=(
+            "Start simulated Modbus chargers with EVs that plug in and out, the gateway, and a"
+            " local OCPP 1.6 central system that prints every message it receives. Stops on"
+            " Ctrl-C, or after --duration."
+        ),
+    )
+    demo.add_argument(
+        "--chargers", type=_positive_int, default=3, help="simulated chargers (default 3)"
+    )
+    demo.add_argument(
+        "--duration", type=_positive_seconds, help="stop after this many seconds (default: never)"
+    )
+    demo.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="run the gateway from a configuration file",
+        description="Run the gateway from a TOML configuration (see gateway/config.py).",
+    )
+    run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `evgw` console script. Returns the exit code."""
+    args = build_parser().parse_args(argv)  # exits 2 on usage errors
+    try:
+        if args.command == "demo":
+            from gateway.demo import run_demo
+
+            configure_logging(args.log_level)
+            run_until_signalled(
+                run_demo(chargers=args.chargers, duration_s=args.duration, out=sys.stdout)
+            )
+            return EXIT_OK
+        config = load_config(args.config)
+        configure_logging(config.gateway.log_level)
+        run_until_signalled(run_gateway(config))
+        return EXIT_OK
+    except ConfigError as error:
+        print(f"evgw: configuration error: {error.source}:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as error:
+        print(f"evgw: store error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception:
+        logger.exception("evgw failed")
+        return EXIT_FAILURE
