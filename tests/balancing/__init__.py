@@ -1,0 +1,1 @@
+"""The load-balancing solver (binding) against its properties and the Python baseline."""
