@@ -87,8 +87,15 @@ fn write_float(f: f64, out: &mut String) -> Result<(), NonFiniteFloat> {
 pub fn write_json_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Whole words without anything to escape are skipped at once.
+        i += clean_words(bytes.get(i..).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
         let escape: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -98,7 +105,10 @@ pub fn write_json_string(s: &str, out: &mut String) {
             0x08 => "\\b",
             0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(s.get(start..i).unwrap_or_default());
         if escape.is_empty() {
@@ -106,10 +116,35 @@ pub fn write_json_string(s: &str, out: &mut String) {
         } else {
             out.push_str(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+/// Length of the longest prefix of `bytes` made of whole 8-byte words that need no escaping
+/// (no '"', '\\' or control character).
+fn clean_words(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(word);
+        // Some byte below 0x20, '"' or '\\' (exact on whether there is one).
+        let special = (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            break;
+        }
+        clean += 8;
+    }
+    clean
 }
 
 /// A short rendering of `value` for error descriptions: scalars in JSON, long strings cut,
@@ -162,6 +197,30 @@ mod tests {
         let mut out = String::new();
         write_json_string("a\"b\\c\n\u{1}é", &mut out);
         assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn escapes_after_clean_words() {
+        for text in [
+            "abcdefgh\"ijklmnop\\q",
+            "0123456789abcdef\u{1f}x",
+            "éééééééé\n",
+        ] {
+            let mut fast = String::new();
+            write_json_string(text, &mut fast);
+            let mut slow = String::from("\"");
+            for c in text.chars() {
+                match c {
+                    '"' => slow.push_str("\\\""),
+                    '\\' => slow.push_str("\\\\"),
+                    '\n' => slow.push_str("\\n"),
+                    '\u{1f}' => slow.push_str("\\u001f"),
+                    c => slow.push(c),
+                }
+            }
+            slow.push('"');
+            assert_eq!(fast, slow);
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use error::{truncate_chars, ErrorKind, OcppError};
 pub use jiter::{JsonArray, JsonObject, JsonValue};
 pub use json::{depth, write_json, write_json_string};
 pub use schema::{all_schemas_compile, SchemaError};
-pub use stream::{FastMessage, FastMessageOf, Sink};
+pub use stream::{FastMessage, FastMessageOf, FastOutcome, Sink};
 pub use version::Version;
 
 /// Frames longer than this many bytes are refused before parsing. A full SendLocalList of a

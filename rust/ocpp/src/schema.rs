@@ -804,13 +804,33 @@ pub fn all_schemas_compile() -> Result<usize, Vec<SchemaError>> {
 /// [`Schema::validate`], but on jiter's token stream, and any doubt stops with
 /// [`Stop::Fallback`] instead of describing a violation.
 mod build {
+    use std::borrow::Cow;
+
     use jiter::{Jiter, JsonValue, NumberAny, NumberInt, Peek};
 
+    use super::scan::{array_violation, enum_violation, skip, type_violation, ObjectScan};
     use super::{
         check_number, check_string, fast_eq, Node, Schema, T_ARRAY, T_BOOLEAN, T_NULL, T_OBJECT,
         T_STRING,
     };
+    use super::{Segment, Violation};
     use crate::stream::{sink, Sink, Stop};
+
+    /// The violation a scan of the rest found, or the fast path's doubt.
+    fn scanned<E>(r: Result<Result<(), Violation>, super::scan::NotSure>) -> Stop<E> {
+        match r {
+            Ok(Err(v)) => Stop::Invalid(v),
+            Ok(Ok(())) | Err(_) => Stop::Fallback,
+        }
+    }
+
+    /// A member of an object being built.
+    enum Member<'n, K> {
+        /// Declared (or the node is open): its schema, required bit and name, and the key.
+        Known(Option<&'n Node>, Option<u32>, &'n str, K),
+        /// Not declared in a closed object: the key as quoted in the error, required bit.
+        Undeclared(String, Option<u32>),
+    }
 
     type Built<T, S> = Result<T, Stop<<S as Sink>::Error>>;
 
@@ -875,20 +895,20 @@ mod build {
             match peek {
                 Peek::Object => {
                     if !allows(node, T_OBJECT) || !enum_free(node) {
-                        return Err(Stop::Fallback);
+                        return Err(self.doubt(node, jiter, peek, check_formats, depth_left));
                     }
                     let object = self.build_object(node, jiter, s, check_formats, depth_left)?;
                     sink(s.object(object))
                 }
                 Peek::Array => {
                     if !allows(node, T_ARRAY) || !enum_free(node) {
-                        return Err(Stop::Fallback);
+                        return Err(self.doubt(node, jiter, peek, check_formats, depth_left));
                     }
                     self.build_array(node, jiter, s, check_formats, depth_left)
                 }
                 Peek::String => {
                     if !allows(node, T_STRING) {
-                        return Err(Stop::Fallback);
+                        return Err(self.doubt(node, jiter, peek, check_formats, depth_left));
                     }
                     let text = jiter.known_str()?;
                     let Some(node) = node else {
@@ -899,8 +919,14 @@ mod build {
                         (Some(_), Some(strings)) => Some(strings.iter().any(|a| fast_eq(a, text))),
                         (Some(_), None) => Some(false),
                     };
-                    if listed == Some(false) || check_string(node, text, check_formats).is_err() {
-                        return Err(Stop::Fallback);
+                    match (&node.string_enumeration, listed) {
+                        (None, Some(false)) => return Err(Stop::Fallback),
+                        (_, Some(false)) => {
+                            return Err(Stop::Invalid(enum_violation(&JsonValue::Str(
+                                Cow::Borrowed(text),
+                            ))))
+                        }
+                        _ => check_string(node, text, check_formats).map_err(Stop::Invalid)?,
                     }
                     if listed.is_some() {
                         sink(s.enum_str(text))
@@ -910,14 +936,14 @@ mod build {
                 }
                 Peek::Null => {
                     if !allows(node, T_NULL) || !enum_free(node) {
-                        return Err(Stop::Fallback);
+                        return Err(self.doubt(node, jiter, peek, check_formats, depth_left));
                     }
                     jiter.known_null()?;
                     sink(s.null())
                 }
                 Peek::True | Peek::False => {
                     if !allows(node, T_BOOLEAN) || !enum_free(node) {
-                        return Err(Stop::Fallback);
+                        return Err(self.doubt(node, jiter, peek, check_formats, depth_left));
                     }
                     let b = jiter.known_bool(peek)?;
                     sink(s.bool(b))
@@ -929,18 +955,39 @@ mod build {
                         NumberAny::Int(NumberInt::BigInt(_)) => return Err(Stop::Fallback),
                     };
                     if let Some(node) = node {
-                        if (node.types != 0 && !self.type_matches(node.types, &value))
-                            || node.enumeration.is_some()
-                            || check_number(node, &value, f, int).is_err()
-                        {
+                        if node.enumeration.is_some() && node.string_enumeration.is_none() {
                             return Err(Stop::Fallback);
                         }
+                        if node.types != 0 && !self.type_matches(node.types, &value) {
+                            let got = if int.is_some() { "integer" } else { "number" };
+                            return Err(Stop::Invalid(type_violation(node, got)));
+                        }
+                        if node.enumeration.is_some() {
+                            return Err(Stop::Invalid(enum_violation(&value)));
+                        }
+                        check_number(node, &value, f, int).map_err(Stop::Invalid)?;
                     }
                     match int {
                         Some(i) => sink(s.int(i)),
                         None => sink(s.float(f)),
                     }
                 }
+            }
+        }
+
+        /// The violation of the value `peek` starts (not yet read), as the tree path
+        /// reports it; the fast path found something wrong with it.
+        fn doubt<E>(
+            &self,
+            node: Option<&Node>,
+            jiter: &mut Jiter<'_>,
+            peek: Peek,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Stop<E> {
+            match node {
+                Some(node) => scanned(self.scan_node(node, jiter, peek, check_formats, depth_left)),
+                None => Stop::Fallback,
             }
         }
 
@@ -962,12 +1009,57 @@ mod build {
                 Some(key) => Some(self.member(node, key, s)?),
                 None => None,
             };
-            while let Some((child, key)) = next {
-                if let Some(bit) = child.1 {
-                    seen |= 1 << bit;
-                }
+            while let Some(member) = next {
+                let (child, name, key) = match member {
+                    Member::Known(child, bit, name, key) => {
+                        if let Some(bit) = bit {
+                            seen |= 1 << bit;
+                        }
+                        (child, name, key)
+                    }
+                    Member::Undeclared(key, bit) => {
+                        // A closed object with an undeclared member: the rest is only
+                        // checked, for the violation the tree path reports first.
+                        let node = node.ok_or(Stop::Fallback)?;
+                        if let Some(bit) = bit {
+                            seen |= 1 << bit;
+                        }
+                        let peek = jiter.peek()?;
+                        skip(jiter, peek, inner).map_err(|_| Stop::Fallback)?;
+                        let state = ObjectScan {
+                            seen,
+                            undeclared: Some(key),
+                            first_invalid: None,
+                        };
+                        return Err(scanned(self.scan_members(
+                            node,
+                            jiter,
+                            state,
+                            check_formats,
+                            inner,
+                        )));
+                    }
+                };
                 let peek = jiter.peek()?;
-                let value = self.build_value(child.0, jiter, peek, s, check_formats, inner)?;
+                let value = match self.build_value(child, jiter, peek, s, check_formats, inner) {
+                    Ok(value) => value,
+                    Err(Stop::Invalid(v)) => {
+                        let node = node.ok_or(Stop::Fallback)?;
+                        let state = ObjectScan {
+                            seen,
+                            undeclared: None,
+                            first_invalid: Some(v.at(Segment::Key(name.to_owned()))),
+                        };
+                        return Err(scanned(self.scan_members(
+                            node,
+                            jiter,
+                            state,
+                            check_formats,
+                            inner,
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                };
                 sink(s.set(&mut object, key, value))?;
                 next = match jiter.next_key()? {
                     Some(key) => Some(self.member(node, key, s)?),
@@ -981,42 +1073,49 @@ mod build {
                     (1u64 << node.required_count) - 1
                 };
                 if seen & all != all {
-                    return Err(Stop::Fallback);
+                    let state = ObjectScan {
+                        seen,
+                        undeclared: None,
+                        first_invalid: None,
+                    };
+                    return Err(state
+                        .finish(node)
+                        .err()
+                        .map_or(Stop::Fallback, Stop::Invalid));
                 }
             }
             Ok(object)
         }
 
-        /// The schema and required bit of member `key`, and the key built by the sink.
-        #[allow(clippy::type_complexity)]
-        fn member<S: Sink>(
-            &self,
-            node: Option<&Node>,
+        /// The schema, required bit and name of member `key`, and the key built by the sink.
+        fn member<'n, S: Sink>(
+            &'n self,
+            node: Option<&'n Node>,
             key: &str,
             s: &mut S,
-        ) -> Built<((Option<&Node>, Option<u32>), S::Key), S> {
-            let child = match node {
-                None => (None, None),
+        ) -> Built<Member<'n, S::Key>, S> {
+            let (child, bit, name) = match node {
+                None => (None, None, ""),
                 Some(node) => {
                     let property = match &node.property_index {
                         Some(index) => index.get(key).and_then(|&i| node.properties.get(i)),
                         None => node.properties.iter().find(|p| fast_eq(&p.name, key)),
                     };
-                    match property {
-                        Some(p) => match p.schema {
-                            Some(id) => {
-                                (Some(self.node(id).ok_or(Stop::Fallback)?), p.required_bit)
-                            }
-                            None if node.closed => return Err(Stop::Fallback),
-                            None => (None, p.required_bit),
-                        },
-                        None if node.closed => return Err(Stop::Fallback),
-                        None => (None, None),
+                    let bit = property.and_then(|p| p.required_bit);
+                    match property.and_then(|p| p.schema.map(|id| (id, p))) {
+                        Some((id, p)) => (
+                            Some(self.node(id).ok_or(Stop::Fallback)?),
+                            bit,
+                            p.name.as_ref(),
+                        ),
+                        None if node.closed => {
+                            return Ok(Member::Undeclared(key.chars().take(40).collect(), bit));
+                        }
+                        None => (None, bit, ""),
                     }
                 }
             };
-
-            Ok((child, sink(s.key(key))?))
+            Ok(Member::Known(child, bit, name, sink(s.key(key))?))
         }
 
         fn build_array<S: Sink>(
@@ -1038,19 +1137,419 @@ mod build {
             let mut count = 0usize;
             let mut peek = jiter.known_array()?;
             while let Some(p) = peek {
-                let value = self.build_value(items, jiter, p, s, check_formats, inner)?;
+                let value = match self.build_value(items, jiter, p, s, check_formats, inner) {
+                    Ok(value) => value,
+                    Err(Stop::Invalid(v)) => {
+                        // Only checked from here: the item counts take precedence.
+                        let node = node.ok_or(Stop::Fallback)?;
+                        let first_invalid = Some(v.at(Segment::Index(count)));
+                        count += 1;
+                        let mut rest = jiter.array_step()?;
+                        while let Some(p) = rest {
+                            skip(jiter, p, inner).map_err(|_| Stop::Fallback)?;
+                            count += 1;
+                            rest = jiter.array_step()?;
+                        }
+                        return Err(array_violation(node, count, first_invalid)
+                            .err()
+                            .map_or(Stop::Fallback, Stop::Invalid));
+                    }
+                    Err(e) => return Err(e),
+                };
                 sink(s.push(&mut array, value))?;
                 count += 1;
                 peek = jiter.array_step()?;
             }
             if let Some(node) = node {
-                if node.min_items.is_some_and(|min| count < min)
-                    || node.max_items.is_some_and(|max| count > max)
-                {
-                    return Err(Stop::Fallback);
+                if let Err(v) = array_violation(node, count, None) {
+                    return Err(Stop::Invalid(v));
                 }
             }
             sink(s.array(array))
+        }
+    }
+}
+
+/// The single-pass diagnosis behind [`crate::Codec::diagnose`]: validates the token stream
+/// without building anything and reports the violation [`Schema::validate`] would report on
+/// the parsed tree (same precedence, message and path). Anything it cannot mirror exactly
+/// (a non-string enum, a big integer where a schema applies, nesting beyond the limit, a
+/// JSON error) stops with [`NotSure`].
+mod scan {
+    use std::borrow::Cow;
+
+    use jiter::{Jiter, JiterError, JsonValue, NumberAny, NumberInt, Peek};
+
+    use super::{
+        check_number, check_string, fast_eq, type_names, Node, Schema, Segment, Violation, T_ARRAY,
+        T_BOOLEAN, T_NULL, T_OBJECT, T_STRING,
+    };
+    use crate::error::ErrorKind;
+    use crate::json::snippet;
+
+    /// The scan cannot tell: leave the frame to the tree path.
+    pub(crate) struct NotSure;
+
+    impl From<JiterError> for NotSure {
+        fn from(_: JiterError) -> Self {
+            NotSure
+        }
+    }
+
+    /// Ok(Ok(())): valid; Ok(Err(v)): the first violation (the value fully consumed).
+    type Scanned = Result<Result<(), Violation>, NotSure>;
+
+    /// Skip the value `peek` starts, checking nesting and JSON validity as the tree parse does.
+    pub(crate) fn skip(
+        jiter: &mut Jiter<'_>,
+        peek: Peek,
+        depth_left: usize,
+    ) -> Result<(), NotSure> {
+        match peek {
+            Peek::Object => {
+                let inner = depth_left.checked_sub(1).ok_or(NotSure)?;
+                let mut key = jiter.known_object()?.is_some();
+                while key {
+                    let p = jiter.peek()?;
+                    skip(jiter, p, inner)?;
+                    key = jiter.next_key()?.is_some();
+                }
+            }
+            Peek::Array => {
+                let inner = depth_left.checked_sub(1).ok_or(NotSure)?;
+                let mut next = jiter.known_array()?;
+                while let Some(p) = next {
+                    skip(jiter, p, inner)?;
+                    next = jiter.array_step()?;
+                }
+            }
+            Peek::String => {
+                jiter.known_str()?;
+            }
+            Peek::Null => jiter.known_null()?,
+            Peek::True | Peek::False => {
+                jiter.known_bool(peek)?;
+            }
+            _ => {
+                jiter.known_number(peek)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn type_violation(node: &Node, got: &str) -> Violation {
+        Violation::new(
+            ErrorKind::TypeConstraintViolation,
+            format!("expected {}, got {got}", type_names(node.types)),
+        )
+    }
+
+    pub(super) fn enum_violation(value: &JsonValue<'_>) -> Violation {
+        Violation::new(
+            ErrorKind::PropertyConstraintViolation,
+            format!("{} is not one of the allowed values", snippet(value)),
+        )
+    }
+
+    /// What an object scan has seen so far.
+    #[derive(Default)]
+    pub(crate) struct ObjectScan {
+        /// Required properties present (bits as in [`Node`]).
+        pub(crate) seen: u64,
+        /// The first member a closed object does not declare (cut to 40 characters).
+        pub(crate) undeclared: Option<String>,
+        /// The first invalid member value, with its path.
+        pub(crate) first_invalid: Option<Violation>,
+    }
+
+    impl ObjectScan {
+        /// The object's violation, in the precedence of `Schema::check_object`.
+        pub(super) fn finish(self, node: &Node) -> Result<(), Violation> {
+            let all_required = if node.required_count >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << node.required_count) - 1
+            };
+            if self.seen & all_required != all_required {
+                let missing = node
+                    .properties
+                    .iter()
+                    .find(|p| {
+                        p.required_bit
+                            .is_some_and(|bit| self.seen & (1 << bit) == 0)
+                    })
+                    .map(|p| p.name.as_ref())
+                    .unwrap_or_default();
+                return Err(Violation::new(
+                    ErrorKind::OccurrenceConstraintViolation,
+                    format!("required property \"{missing}\" is missing"),
+                ));
+            }
+            if let Some(key) = self.undeclared {
+                let mut quoted = String::new();
+                crate::json::write_json_string(&key, &mut quoted);
+                return Err(Violation::new(
+                    ErrorKind::FormatViolation,
+                    format!("property {quoted} is not allowed here"),
+                ));
+            }
+            self.first_invalid.map_or(Ok(()), Err)
+        }
+    }
+
+    /// An array's violation, in the precedence of `Schema::check_array`.
+    pub(super) fn array_violation(
+        node: &Node,
+        count: usize,
+        first_invalid: Option<Violation>,
+    ) -> Result<(), Violation> {
+        if let Some(min) = node.min_items {
+            if count < min {
+                return Err(Violation::new(
+                    ErrorKind::OccurrenceConstraintViolation,
+                    format!("{count} items, at least {min} required"),
+                ));
+            }
+        }
+        if let Some(max) = node.max_items {
+            if count > max {
+                return Err(Violation::new(
+                    ErrorKind::OccurrenceConstraintViolation,
+                    format!("{count} items, at most {max} allowed"),
+                ));
+            }
+        }
+        first_invalid.map_or(Ok(()), Err)
+    }
+
+    /// Note member `key` of `node` in `state`: its schema (None: not validated) and name.
+    fn scan_key<'n>(node: &'n Node, key: &str, state: &mut ObjectScan) -> (Option<usize>, &'n str) {
+        let property = match &node.property_index {
+            Some(index) => index.get(key).and_then(|&i| node.properties.get(i)),
+            None => node.properties.iter().find(|p| fast_eq(&p.name, key)),
+        };
+        if let Some(bit) = property.and_then(|p| p.required_bit) {
+            state.seen |= 1 << bit;
+        }
+        let schema = property.and_then(|p| p.schema);
+        if schema.is_none() && node.closed && state.undeclared.is_none() {
+            state.undeclared = Some(key.chars().take(40).collect());
+        }
+        (schema, property.map_or("", |p| p.name.as_ref()))
+    }
+
+    impl Schema {
+        /// Scan the payload (the next value of `jiter`, known to be an object).
+        pub(crate) fn scan_payload(
+            &self,
+            jiter: &mut Jiter<'_>,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Scanned {
+            self.scan(self.root, jiter, Peek::Object, check_formats, depth_left)
+        }
+
+        fn scan(
+            &self,
+            id: usize,
+            jiter: &mut Jiter<'_>,
+            peek: Peek,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Scanned {
+            let mut node = self.nodes.get(id).ok_or(NotSure)?;
+            if let Some(target) = node.reference {
+                node = self.nodes.get(target).ok_or(NotSure)?;
+            }
+            self.scan_node(node, jiter, peek, check_formats, depth_left)
+        }
+
+        /// [`Schema::scan`] of a resolved node (not a reference).
+        pub(super) fn scan_node(
+            &self,
+            node: &Node,
+            jiter: &mut Jiter<'_>,
+            peek: Peek,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Scanned {
+            if node.enumeration.is_some() && node.string_enumeration.is_none() {
+                return Err(NotSure);
+            }
+            let enumerated = node.enumeration.is_some();
+            let container = |bit: u8, got: &str, jiter: &mut Jiter<'_>| -> Scanned {
+                if node.types != 0 && node.types & bit == 0 {
+                    skip(jiter, peek, depth_left)?;
+                    return Ok(Err(type_violation(node, got)));
+                }
+                if enumerated {
+                    skip(jiter, peek, depth_left)?;
+                    return Ok(Err(Violation::new(
+                        ErrorKind::PropertyConstraintViolation,
+                        format!(
+                            "{} is not one of the allowed values",
+                            if bit == T_OBJECT {
+                                "an object"
+                            } else {
+                                "an array"
+                            }
+                        ),
+                    )));
+                }
+                Ok(Ok(()))
+            };
+            match peek {
+                Peek::Object => {
+                    if let Err(v) = container(T_OBJECT, "object", jiter)? {
+                        return Ok(Err(v));
+                    }
+                    self.scan_object(node, jiter, check_formats, depth_left)
+                }
+                Peek::Array => {
+                    if let Err(v) = container(T_ARRAY, "array", jiter)? {
+                        return Ok(Err(v));
+                    }
+                    self.scan_array(node, jiter, check_formats, depth_left)
+                }
+                Peek::String => {
+                    let text = jiter.known_str()?;
+                    if node.types != 0 && node.types & T_STRING == 0 {
+                        return Ok(Err(type_violation(node, "string")));
+                    }
+                    if let Some(strings) = &node.string_enumeration {
+                        if !strings.iter().any(|a| fast_eq(a, text)) {
+                            return Ok(Err(enum_violation(&JsonValue::Str(Cow::Borrowed(text)))));
+                        }
+                    }
+                    Ok(check_string(node, text, check_formats))
+                }
+                Peek::Null | Peek::True | Peek::False => {
+                    let (value, bit, got) = if peek == Peek::Null {
+                        jiter.known_null()?;
+                        (JsonValue::Null, T_NULL, "null")
+                    } else {
+                        (
+                            JsonValue::Bool(jiter.known_bool(peek)?),
+                            T_BOOLEAN,
+                            "boolean",
+                        )
+                    };
+                    if node.types != 0 && node.types & bit == 0 {
+                        return Ok(Err(type_violation(node, got)));
+                    }
+                    if enumerated {
+                        return Ok(Err(enum_violation(&value)));
+                    }
+                    Ok(Ok(()))
+                }
+                _ => {
+                    let (value, f, int) = match jiter.known_number(peek)? {
+                        NumberAny::Int(NumberInt::Int(i)) => (JsonValue::Int(i), i as f64, Some(i)),
+                        NumberAny::Float(f) => (JsonValue::Float(f), f, None),
+                        NumberAny::Int(NumberInt::BigInt(_)) => return Err(NotSure),
+                    };
+                    if node.types != 0 && !self.type_matches(node.types, &value) {
+                        let got = if int.is_some() { "integer" } else { "number" };
+                        return Ok(Err(type_violation(node, got)));
+                    }
+                    if enumerated {
+                        return Ok(Err(enum_violation(&value)));
+                    }
+                    Ok(check_number(node, &value, f, int))
+                }
+            }
+        }
+
+        fn scan_object(
+            &self,
+            node: &Node,
+            jiter: &mut Jiter<'_>,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Scanned {
+            let inner = depth_left.checked_sub(1).ok_or(NotSure)?;
+            let mut state = ObjectScan::default();
+            let Some(key) = jiter.known_object()? else {
+                return Ok(state.finish(node));
+            };
+            let (schema, name) = scan_key(node, key, &mut state);
+            let peek = jiter.peek()?;
+            self.scan_member_value(schema, name, jiter, peek, &mut state, check_formats, inner)?;
+            self.scan_members(node, jiter, state, check_formats, inner)
+        }
+
+        /// Scan the members after the current one (the next call on `jiter` is `next_key`),
+        /// then report the object's violation, `state` holding what was seen before.
+        pub(super) fn scan_members(
+            &self,
+            node: &Node,
+            jiter: &mut Jiter<'_>,
+            mut state: ObjectScan,
+            check_formats: bool,
+            inner: usize,
+        ) -> Scanned {
+            while let Some(key) = jiter.next_key()? {
+                let (schema, name) = scan_key(node, key, &mut state);
+                let peek = jiter.peek()?;
+                self.scan_member_value(
+                    schema,
+                    name,
+                    jiter,
+                    peek,
+                    &mut state,
+                    check_formats,
+                    inner,
+                )?;
+            }
+            Ok(state.finish(node))
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn scan_member_value(
+            &self,
+            schema: Option<usize>,
+            name: &str,
+            jiter: &mut Jiter<'_>,
+            peek: Peek,
+            state: &mut ObjectScan,
+            check_formats: bool,
+            inner: usize,
+        ) -> Result<(), NotSure> {
+            match schema {
+                Some(schema) if state.first_invalid.is_none() => {
+                    if let Err(v) = self.scan(schema, jiter, peek, check_formats, inner)? {
+                        state.first_invalid = Some(v.at(Segment::Key(name.to_owned())));
+                    }
+                }
+                _ => skip(jiter, peek, inner)?,
+            }
+            Ok(())
+        }
+
+        fn scan_array(
+            &self,
+            node: &Node,
+            jiter: &mut Jiter<'_>,
+            check_formats: bool,
+            depth_left: usize,
+        ) -> Scanned {
+            let inner = depth_left.checked_sub(1).ok_or(NotSure)?;
+            let mut count = 0usize;
+            let mut first_invalid: Option<Violation> = None;
+            let mut next = jiter.known_array()?;
+            while let Some(p) = next {
+                match node.items {
+                    Some(items) if first_invalid.is_none() => {
+                        if let Err(v) = self.scan(items, jiter, p, check_formats, inner)? {
+                            first_invalid = Some(v.at(Segment::Index(count)));
+                        }
+                    }
+                    _ => skip(jiter, p, inner)?,
+                }
+                count += 1;
+                next = jiter.array_step()?;
+            }
+            Ok(array_violation(node, count, first_invalid))
         }
     }
 }

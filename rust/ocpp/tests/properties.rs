@@ -13,7 +13,7 @@ use std::sync::Arc;
 mod common;
 
 use common::TreeSink;
-use evgw_ocpp::{Codec, CodecOptions, JsonValue, Message, Version};
+use evgw_ocpp::{Codec, CodecOptions, FastOutcome, JsonValue, Message, Version};
 use proptest::prelude::*;
 
 fn has_big_int(v: &JsonValue<'_>) -> bool {
@@ -43,6 +43,17 @@ fn check_fast_path(codec: &Codec, frame: &[u8]) {
             },
             _ => Ok(m),
         });
+        // The one-pass diagnosis, when it answers, gives exactly the tree path's error.
+        if let Some(error) = codec.diagnose(frame, &mut sink).unwrap() {
+            assert_eq!(tree.as_ref().err(), Some(&error), "diagnosis differs");
+        }
+        if let FastOutcome::Invalid(error) = codec.decode_single_pass(frame, &mut sink).unwrap() {
+            assert_eq!(
+                tree.as_ref().err(),
+                Some(&error),
+                "single-pass error differs"
+            );
+        }
         let tree_parts = match &tree {
             Ok(Message::Call {
                 message_id,
@@ -211,7 +222,11 @@ fn check(frame: &[u8]) {
     for codec in codecs() {
         check_fast_path(&codec, frame);
         if let Ok(message) = codec.decode(frame) {
-            if let Some(text) = reencode(&codec, &message) {
+            // Re-encoding may write a longer frame (escapes, float forms) than a tight
+            // max_frame_bytes allows; only frames the codec would take again round-trip.
+            let reencoded =
+                reencode(&codec, &message).filter(|t| t.len() <= codec.max_frame_bytes());
+            if let Some(text) = reencoded {
                 let again = codec.decode(text.as_bytes()).unwrap();
                 // Codes are rewritten in the version's spelling; compare the rest exactly.
                 match (&message, &again) {
@@ -385,5 +400,81 @@ fn valid_frames_decode_and_round_trip() {
         // Compact output of compact input is the input itself (no floats reformatted here
         // except 16.0, which stays 16.0).
         assert_eq!(&text, frame, "{version}");
+    }
+}
+
+/// Schema violations in well-formed frames are diagnosed in one pass, as the tree path
+/// describes them.
+#[test]
+fn schema_violations_are_diagnosed_in_one_pass() {
+    let cases: &[(Version, &str)] = &[
+        (
+            Version::V16,
+            r#"[2,"i","StatusNotification",{"connectorId":"1","errorCode":"NoError","status":"Charging"}]"#,
+        ),
+        (
+            Version::V16,
+            r#"[2,"i","StatusNotification",{"connectorId":1,"status":"Charging","info":7}]"#,
+        ),
+        (
+            Version::V16,
+            r#"[2,"i","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Busy"}]"#,
+        ),
+        (
+            Version::V16,
+            r#"[2,"i","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2024-05-01T10:00:00Z","sampledValue":[{"value":"1"},{"value":2}]}]}]"#,
+        ),
+        (
+            Version::V16,
+            r#"[2,"i","MeterValues",{"connectorId":1,"meterValue":[]}]"#,
+        ),
+        (
+            Version::V201,
+            r#"[2,"i","BootNotification",{"chargingStation":{"model":"M","vendorName":"V"},"reason":"PowerUp","x":{"y":[1]}}]"#,
+        ),
+        (
+            Version::V201,
+            r#"[2,"i","BootNotification",{"chargingStation":{"model":"MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM","vendorName":"V"},"reason":"PowerUp"}]"#,
+        ),
+        (
+            Version::V201,
+            r#"[2,"i","TransactionEvent",{"eventType":"Updated","timestamp":"nope","triggerReason":"MeterValuePeriodic","seqNo":1.5,"transactionInfo":{"transactionId":"t"}}]"#,
+        ),
+        (
+            Version::V21,
+            r#"[6,"i","NotifyPeriodicEventStream",{"id":1}]"#,
+        ),
+    ];
+    for (version, frame) in cases {
+        let codec = Codec::new(*version, CodecOptions::default()).unwrap();
+        let diagnosed = codec
+            .diagnose(frame.as_bytes(), &mut TreeSink::default())
+            .unwrap();
+        assert!(diagnosed.is_some(), "not diagnosed: {frame}");
+        assert_eq!(codec.decode(frame.as_bytes()).err(), diagnosed, "{frame}");
+        match codec
+            .decode_single_pass(frame.as_bytes(), &mut TreeSink::default())
+            .unwrap()
+        {
+            FastOutcome::Invalid(error) => assert_eq!(Some(error), diagnosed, "{frame}"),
+            _ => panic!("single pass did not refuse {frame}"),
+        }
+        check(frame.as_bytes());
+    }
+    let result = r#"[3,"5",{"status":"Fine","currentTime":"2024-05-01T10:00:00Z","interval":300}]"#;
+    let codec = Codec::new(Version::V16, CodecOptions::default()).unwrap();
+    let mut sink = TreeSink::waiting_for(&[("5", "BootNotification")]);
+    let diagnosed = codec.diagnose(result.as_bytes(), &mut sink).unwrap();
+    let tree = codec
+        .decode(result.as_bytes())
+        .and_then(|m| codec.bind_result(m, "BootNotification"));
+    assert!(diagnosed.is_some());
+    assert_eq!(tree.err(), diagnosed);
+    match codec
+        .decode_single_pass(result.as_bytes(), &mut sink)
+        .unwrap()
+    {
+        FastOutcome::Invalid(error) => assert_eq!(Some(error), diagnosed),
+        _ => panic!("single pass did not refuse the result"),
     }
 }

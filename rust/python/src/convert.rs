@@ -303,6 +303,26 @@ impl<'py> evgw_ocpp::Sink for PySink<'_, 'py> {
     fn array(&mut self, array: Self::Array) -> PyResult<Self::Value> {
         Ok(PyList::new(self.py, array)?.into_any())
     }
+    fn with_pending_action<R>(
+        &mut self,
+        id_value: &Self::Value,
+        message_id: &str,
+        f: impl FnOnce(Option<&str>) -> R,
+    ) -> PyResult<R> {
+        // A dict is asked with the id string just built (its hash is then cached for the
+        // message), and a str action is borrowed; anything else takes the general path.
+        if let Some(pending) = self.pending.and_then(|p| p.cast::<PyDict>().ok()) {
+            if let Some(action) = pending.get_item(id_value)? {
+                if let Ok(action) = action.cast::<PyString>() {
+                    return Ok(f(Some(action.to_str()?)));
+                }
+                return Ok(f(Some(&action.extract::<String>()?)));
+            }
+            return Ok(f(None));
+        }
+        let action = self.pending_action(message_id)?;
+        Ok(f(action.as_deref()))
+    }
     fn pending_action(&mut self, message_id: &str) -> PyResult<Option<String>> {
         match self.pending {
             Some(pending) => crate::ocpp::pending_action(pending, message_id),

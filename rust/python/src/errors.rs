@@ -93,6 +93,19 @@ static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 /// itself, skipping the Python-level `__init__` (about twice as fast per error).
 static NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// The instance attributes `OcppError.__init__` sets, in its order.
+const ATTRIBUTES: [&str; 6] = [
+    "code",
+    "message_id",
+    "description",
+    "details",
+    "should_reply",
+    "_frame",
+];
+
+/// An attribute dict holding [`ATTRIBUTES`], copied for each new instance.
+static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
 fn class_index(kind: ErrorKind) -> usize {
     match kind {
         ErrorKind::FormatViolation => 1,
@@ -132,6 +145,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .get_type::<pyo3::exceptions::PyBaseException>()
         .getattr("__new__")?;
     let _ = NEW.set(py, new.unbind());
+    let template = PyDict::new(py);
+    for key in ATTRIBUTES {
+        template.set_item(PyString::intern(py, key), py.None())?;
+    }
+    let _ = TEMPLATE.set(py, template.unbind());
     Ok(())
 }
 
@@ -152,15 +170,55 @@ pub(crate) fn to_exception<'py>(
         pyo3::exceptions::PyRuntimeError::new_err("gateway._core not initialised")
     })?;
     let description = PyString::new(py, &error.description);
-    // Same state as `OcppError.__init__` would set: args = (description,) plus attributes.
     let instance = new.bind(py).call1((class.bind(py), &description))?;
-    instance.setattr(intern!(py, "code"), error.code(version))?;
-    instance.setattr(intern!(py, "message_id"), error.message_id.as_str())?;
-    instance.setattr(intern!(py, "description"), description)?;
-    instance.setattr(intern!(py, "details"), PyDict::new(py))?;
-    instance.setattr(intern!(py, "should_reply"), error.should_reply)?;
-    instance.setattr(intern!(py, "_frame"), error.error_frame(version))?;
+    // Same state as `OcppError.__init__` would set: args = (description,) plus the
+    // attributes, stored as one fresh `__dict__` rather than six attribute assignments.
+    // Copying a template with the six keys is cheaper than growing an empty dict past its
+    // first size; the values below replace the template's in place.
+    let attributes = TEMPLATE
+        .get(py)
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("gateway._core not initialised"))?
+        .bind(py)
+        .copy()?;
+    attributes.set_item(intern!(py, "code"), code_string(py, error, version))?;
+    attributes.set_item(
+        intern!(py, "message_id"),
+        PyString::new(py, &error.message_id),
+    )?;
+    attributes.set_item(intern!(py, "description"), description)?;
+    attributes.set_item(intern!(py, "details"), PyDict::new(py))?;
+    attributes.set_item(
+        intern!(py, "should_reply"),
+        pyo3::types::PyBool::new(py, error.should_reply),
+    )?;
+    match error.error_frame(version) {
+        Some(frame) => attributes.set_item(intern!(py, "_frame"), PyString::new(py, &frame))?,
+        None => attributes.set_item(intern!(py, "_frame"), py.None())?,
+    }
+    instance.setattr(intern!(py, "__dict__"), attributes)?;
     Ok(instance)
+}
+
+/// The code strings, per kind (in [`ErrorKind::ALL`] order) and spelling (1.6, then 2.x),
+/// made once: every error carries one.
+static CODES: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+
+fn code_string<'py>(py: Python<'py>, error: &OcppError, version: Version) -> Bound<'py, PyString> {
+    let codes = CODES.get_or_init(py, || {
+        ErrorKind::ALL
+            .iter()
+            .flat_map(|kind| [kind.code(Version::V16), kind.code(Version::V201)])
+            .map(|code| PyString::intern(py, code).unbind())
+            .collect()
+    });
+    let position = ErrorKind::ALL
+        .iter()
+        .position(|kind| *kind == error.kind)
+        .map(|i| 2 * i + usize::from(version != Version::V16));
+    match position.and_then(|i| codes.get(i)) {
+        Some(code) => code.bind(py).clone(),
+        None => PyString::new(py, error.code(version)),
+    }
 }
 
 /// `error` as a raisable `PyErr`.

@@ -1,6 +1,6 @@
 //! `Codec` and the message classes.
 
-use evgw_ocpp::{CodecOptions, EncodeError, JsonValue, Message, OcppError, Version};
+use evgw_ocpp::{CodecOptions, EncodeError, FastOutcome, JsonValue, Message, OcppError, Version};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
@@ -347,45 +347,59 @@ impl Codec {
         // Valid CALLs and CALLRESULTs (the bulk of traffic) take the single-pass path;
         // everything else, and every error, goes through the tree decoder.
         let mut sink = PySink { py, keys, pending };
-        if let Some(fast) = self.inner.decode_fast(bytes, &mut sink)? {
-            let message_id = fast
-                .message_id
-                .cast_into::<PyString>()
-                .map_err(PyErr::from)?
-                .unbind();
-            let payload = fast.payload.unbind();
-            let action = fast.action.map(|a| keys.key(py, a).unbind());
-            return Ok(match (fast.message_type, action) {
-                (2, Some(action)) => Bound::new(
-                    py,
-                    Call {
-                        message_id,
-                        action,
-                        payload,
-                    },
-                )?
-                .into_any(),
-                (6, Some(action)) => Bound::new(
-                    py,
-                    Send {
-                        message_id,
-                        action,
-                        payload,
-                    },
-                )?
-                .into_any(),
-                // Type 3: the action of the pending CALL, if any.
-                (_, action) => Bound::new(
-                    py,
-                    CallResult {
-                        message_id,
-                        action: action.map_or_else(|| py.None(), Py::into_any),
-                        payload,
-                    },
-                )?
-                .into_any(),
-            });
-        }
+        let fast = match self.inner.decode_single_pass(bytes, &mut sink)? {
+            FastOutcome::Message(fast) => fast,
+            // A schema violation in a well-formed frame, described by the same pass.
+            FastOutcome::Invalid(error) => return Err(DecodeFailure::Ocpp(error)),
+            FastOutcome::Unsure => return self.decode_tree(py, bytes, pending, keys),
+        };
+        let message_id = fast
+            .message_id
+            .cast_into::<PyString>()
+            .map_err(PyErr::from)?
+            .unbind();
+        let payload = fast.payload.unbind();
+        let action = fast.action.map(|a| keys.key(py, a).unbind());
+        Ok(match (fast.message_type, action) {
+            (2, Some(action)) => Bound::new(
+                py,
+                Call {
+                    message_id,
+                    action,
+                    payload,
+                },
+            )?
+            .into_any(),
+            (6, Some(action)) => Bound::new(
+                py,
+                Send {
+                    message_id,
+                    action,
+                    payload,
+                },
+            )?
+            .into_any(),
+            // Type 3: the action of the pending CALL, if any.
+            (_, action) => Bound::new(
+                py,
+                CallResult {
+                    message_id,
+                    action: action.map_or_else(|| py.None(), Py::into_any),
+                    payload,
+                },
+            )?
+            .into_any(),
+        })
+    }
+
+    /// The tree path: every frame the single pass does not take, and every error.
+    fn decode_tree<'py>(
+        &self,
+        py: Python<'py>,
+        bytes: &[u8],
+        pending: Option<&Bound<'py, PyAny>>,
+        keys: &mut KeyCache,
+    ) -> Result<Bound<'py, PyAny>, DecodeFailure> {
         let mut message = self.inner.decode(bytes).map_err(DecodeFailure::Ocpp)?;
         if let (Message::CallResult { message_id, .. }, Some(pending)) = (&message, pending) {
             if let Some(action) = pending_action(pending, message_id)? {
