@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use evgw_ocpp::JsonValue;
 use num_bigint::BigInt;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 
@@ -134,6 +135,37 @@ fn shared(guard: &mut Option<KeyCache>) -> &mut KeyCache {
     guard.get_or_insert_with(|| KeyCache((0..KEY_SLOTS).map(|_| None).collect()))
 }
 
+/// A Python `str` holding `s`. ASCII text (nearly every OCPP value) is copied straight into
+/// a new compact ASCII string, as orjson does; `PyString::new` would run CPython's UTF-8
+/// decoder over it. Anything else takes that decoder.
+#[allow(unsafe_code)]
+pub(crate) fn new_string<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyString>> {
+    let len = match ffi::Py_ssize_t::try_from(s.len()) {
+        Ok(len) if s.is_ascii() => len,
+        _ => return Ok(PyString::new(py, s)),
+    };
+    // SAFETY:
+    // - `py` proves this thread is attached to the interpreter, as every C API call needs.
+    // - `PyUnicode_New(len, 127)` returns a new (owned) reference to a compact ASCII `str`
+    //   with a buffer of `len` bytes (it writes the terminating NUL itself), or NULL with an
+    //   exception set, which `from_owned_ptr_or_err` turns into `Err` before any write.
+    // - `PyUnicode_1BYTE_DATA` of that object is the start of its buffer; we write exactly
+    //   `s.len() == len` bytes into it, from `s`, which cannot overlap the new object.
+    // - Every byte is ASCII (checked above), so the string's declared maximum character,
+    //   127, holds, as CPython requires of a compact ASCII string.
+    // - Nothing else sees the object before it is filled in, and it is a `str`, so the
+    //   unchecked cast to `PyString` is sound.
+    unsafe {
+        let string = Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(len, 127))?;
+        std::ptr::copy_nonoverlapping(
+            s.as_ptr(),
+            ffi::PyUnicode_1BYTE_DATA(string.as_ptr()),
+            s.len(),
+        );
+        Ok(string.cast_into_unchecked())
+    }
+}
+
 /// Build the Python object of a parsed value. Recursion is bounded by the codec's depth
 /// limit, checked before conversion.
 pub(crate) fn to_py<'py>(
@@ -147,7 +179,7 @@ pub(crate) fn to_py<'py>(
         JsonValue::Int(i) => i.into_pyobject(py)?.into_any(),
         JsonValue::BigInt(b) => b.into_pyobject(py)?.into_any(),
         JsonValue::Float(f) => PyFloat::new(py, *f).into_any(),
-        JsonValue::Str(s) => PyString::new(py, s).into_any(),
+        JsonValue::Str(s) => new_string(py, s)?.into_any(),
         JsonValue::Array(items) => {
             let converted = items
                 .iter()
@@ -269,7 +301,7 @@ impl<'py> evgw_ocpp::Sink for PySink<'_, 'py> {
         Ok(PyFloat::new(self.py, f).into_any())
     }
     fn str(&mut self, s: &str) -> PyResult<Self::Value> {
-        Ok(PyString::new(self.py, s).into_any())
+        Ok(new_string(self.py, s)?.into_any())
     }
     fn enum_str(&mut self, s: &str) -> PyResult<Self::Value> {
         // Enum members (measurands, units, statuses...) repeat in every frame; the key

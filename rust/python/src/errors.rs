@@ -1,209 +1,333 @@
 //! The `OcppError` exception hierarchy.
 //!
-//! The classes are written in Python (run once at import) rather than with
-//! `create_exception!`, because they need a constructor that stores the OCPP attributes, an
-//! `error_frame()` method and `__reduce__` so that instances pickle with their attributes.
+//! `OcppError` is a pyo3 class extending `Exception` that keeps the Rust error: raising one
+//! costs an allocation and a move, and the Python attributes (`code`, `message_id`,
+//! `description`, `details`, `should_reply`) and `error_frame()` are built only when read —
+//! most codec errors are answered (or dropped) without reading all of them. The per-kind
+//! classes are pyo3 subclasses, so `except OcppError` and `except FormatViolation` both work,
+//! and instances pickle (`__reduce__`) with their attributes.
 
-use evgw_ocpp::{ErrorKind, OcppError, Version};
-use pyo3::intern;
+use evgw_ocpp::{ErrorKind, OcppError as Error, Version};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
-const SOURCE: &std::ffi::CStr = cr#"
-class OcppError(Exception):
-    """A frame or payload that violates OCPP-J. Never raised for a well-formed CALLERROR."""
+/// Where an exception's attributes come from.
+enum Origin {
+    /// Raised by the codec: the attributes are derived from the error on read.
+    Codec { error: Error, version: Version },
+    /// Built from Python (the constructor, unpickling): the values given.
+    Python {
+        description: String,
+        code: String,
+        message_id: String,
+        should_reply: bool,
+        frame: Option<String>,
+    },
+}
 
-    def __init__(self, description="", code="GenericError", message_id="-1", details=None,
-                 should_reply=False, frame=None):
-        super().__init__(description)
-        self.code = code
-        self.message_id = message_id
-        self.description = description
-        self.details = {} if details is None else details
-        self.should_reply = should_reply
-        self._frame = frame
+/// A frame or payload that violates OCPP-J. Never raised for a well-formed CALLERROR.
+#[pyclass(
+    extends = PyException,
+    subclass,
+    name = "OcppError",
+    module = "gateway._core"
+)]
+pub(crate) struct PyOcppError {
+    origin: Origin,
+    /// `details`, made (empty, for codec errors) on first read.
+    details: Option<Py<PyAny>>,
+}
 
-    def error_frame(self):
-        """The CALLERROR (or 2.1 CALLRESULTERROR) frame to send back, or None when
-        `should_reply` is False."""
-        return self._frame if self.should_reply else None
+impl PyOcppError {
+    fn from_python(
+        description: String,
+        code: String,
+        message_id: String,
+        details: Option<Py<PyAny>>,
+        should_reply: bool,
+        frame: Option<String>,
+    ) -> PyOcppError {
+        PyOcppError {
+            origin: Origin::Python {
+                description,
+                code,
+                message_id,
+                should_reply,
+                frame,
+            },
+            details,
+        }
+    }
 
-    def __reduce__(self):
-        return (type(self), (self.description, self.code, self.message_id, self.details,
-                             self.should_reply, self._frame))
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(code={self.code!r}, message_id={self.message_id!r}, "
-                f"description={self.description!r})")
-
-
-class FormatViolation(OcppError):
-    """Syntactically bad payload or PDU: FormationViolation (1.6) / FormatViolation (2.x)."""
-
-
-class ProtocolError(OcppError):
-    """Incomplete frame or wrong frame structure."""
-
-
-class OccurrenceConstraintViolation(OcppError):
-    """Missing required field or wrong number of items."""
-
-
-class PropertyConstraintViolation(OcppError):
-    """A field with a value outside its enum, length, range, format or multiple."""
-
-
-class TypeConstraintViolation(OcppError):
-    """A field of the wrong JSON type."""
-
-
-class ActionNotImplemented(OcppError):
-    """CALL of an action unknown to the version: NotImplemented."""
-
-
-class ActionNotSupported(OcppError):
-    """CALL of an action known to the version but not supported: NotSupported."""
-
-
-class RpcFrameworkError(OcppError):
-    """Frame that is not a valid RPC frame; FormationViolation on 1.6."""
-
-
-class MessageTypeNotSupported(OcppError):
-    """Unknown message type number."""
-"#;
-
-/// Class names, in the order of [`class_index`].
-const NAMES: [&str; 10] = [
-    "OcppError",
-    "FormatViolation",
-    "ProtocolError",
-    "OccurrenceConstraintViolation",
-    "PropertyConstraintViolation",
-    "TypeConstraintViolation",
-    "ActionNotImplemented",
-    "ActionNotSupported",
-    "RpcFrameworkError",
-    "MessageTypeNotSupported",
-];
-
-static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
-/// `BaseException.__new__`: the codec builds instances through it and sets the attributes
-/// itself, skipping the Python-level `__init__` (about twice as fast per error).
-static NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// The instance attributes `OcppError.__init__` sets, in its order.
-const ATTRIBUTES: [&str; 6] = [
-    "code",
-    "message_id",
-    "description",
-    "details",
-    "should_reply",
-    "_frame",
-];
-
-/// An attribute dict holding [`ATTRIBUTES`], copied for each new instance.
-static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-
-fn class_index(kind: ErrorKind) -> usize {
-    match kind {
-        ErrorKind::FormatViolation => 1,
-        ErrorKind::ProtocolError => 2,
-        ErrorKind::OccurrenceConstraintViolation => 3,
-        ErrorKind::PropertyConstraintViolation => 4,
-        ErrorKind::TypeConstraintViolation => 5,
-        ErrorKind::NotImplemented => 6,
-        ErrorKind::NotSupported => 7,
-        ErrorKind::RpcFrameworkError => 8,
-        ErrorKind::MessageTypeNotSupported => 9,
-        ErrorKind::InternalError | ErrorKind::SecurityError | ErrorKind::GenericError => 0,
+    fn description_str(&self) -> &str {
+        match &self.origin {
+            Origin::Codec { error, .. } => &error.description,
+            Origin::Python { description, .. } => description,
+        }
     }
 }
 
-/// Define the classes and add them to the module.
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let namespace = PyDict::new(py);
-    // Classes take `__module__` from the globals' `__name__`, so they pickle by reference.
-    namespace.set_item("__name__", "gateway._core")?;
-    py.run(SOURCE, Some(&namespace), None)?;
-    let mut classes = Vec::with_capacity(NAMES.len());
-    for name in NAMES {
-        let class = namespace
-            .get_item(name)?
-            .ok_or_else(|| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!("{name} not defined"))
-            })?
-            .cast_into::<PyType>()?;
-        m.add(name, &class)?;
-        classes.push(class.unbind());
+#[pymethods]
+impl PyOcppError {
+    #[new]
+    #[pyo3(signature = (
+        description = String::new(),
+        code = "GenericError".to_owned(),
+        message_id = "-1".to_owned(),
+        details = None,
+        should_reply = false,
+        frame = None,
+    ))]
+    fn new(
+        description: String,
+        code: String,
+        message_id: String,
+        details: Option<Py<PyAny>>,
+        should_reply: bool,
+        frame: Option<String>,
+    ) -> PyOcppError {
+        PyOcppError::from_python(description, code, message_id, details, should_reply, frame)
     }
-    // A second import in the same interpreter finds the cell filled; the first classes stay.
-    let _ = CLASSES.set(py, classes);
-    let new = py
-        .get_type::<pyo3::exceptions::PyBaseException>()
-        .getattr("__new__")?;
-    let _ = NEW.set(py, new.unbind());
-    let template = PyDict::new(py);
-    for key in ATTRIBUTES {
-        template.set_item(PyString::intern(py, key), py.None())?;
+
+    /// Sets `args` to `(description,)`; the attributes were stored by `__new__`. (Without it,
+    /// `BaseException.__init__` would refuse keyword arguments.)
+    #[pyo3(signature = (description = None, *_args, **_kwargs))]
+    fn __init__(
+        slf: &Bound<'_, Self>,
+        description: Option<Bound<'_, PyAny>>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let description = match description {
+            Some(description) => description,
+            None => PyString::new(py, "").into_any(),
+        };
+        slf.setattr(pyo3::intern!(py, "args"), (description,))
     }
-    let _ = TEMPLATE.set(py, template.unbind());
-    Ok(())
+
+    /// The CallError code, spelled for the codec's version.
+    #[getter]
+    fn code<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        match &self.origin {
+            Origin::Codec { error, version } => code_string(py, error.kind, *version),
+            Origin::Python { code, .. } => PyString::new(py, code),
+        }
+    }
+
+    /// The id to answer with: the frame's own id, or "-1" when it could not be read.
+    #[getter]
+    fn message_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        match &self.origin {
+            Origin::Codec { error, .. } => PyString::new(py, &error.message_id),
+            Origin::Python { message_id, .. } => PyString::new(py, message_id),
+        }
+    }
+
+    /// A short human-readable reason; at most 255 characters.
+    #[getter]
+    fn description<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        PyString::new(py, self.description_str())
+    }
+
+    #[getter]
+    fn details<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyAny> {
+        match &self.details {
+            Some(details) => details.bind(py).clone(),
+            None => {
+                let details = PyDict::new(py).into_any();
+                self.details = Some(details.clone().unbind());
+                details
+            }
+        }
+    }
+
+    /// False where the spec says to ignore the frame: log it, send nothing.
+    #[getter]
+    fn should_reply(&self) -> bool {
+        match &self.origin {
+            Origin::Codec { error, .. } => error.should_reply,
+            Origin::Python { should_reply, .. } => *should_reply,
+        }
+    }
+
+    /// The CALLERROR (or 2.1 CALLRESULTERROR) frame to send back, or None when
+    /// `should_reply` is False.
+    fn error_frame(&self) -> Option<String> {
+        match &self.origin {
+            Origin::Codec { error, version } => error.error_frame(*version),
+            Origin::Python {
+                should_reply,
+                frame,
+                ..
+            } => frame.clone().filter(|_| *should_reply),
+        }
+    }
+
+    fn __str__<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.description(py)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let this = slf.try_borrow()?;
+        Ok(format!(
+            "{}(code={}, message_id={}, description={})",
+            slf.get_type().name()?,
+            this.code(py).repr()?,
+            this.message_id(py).repr()?,
+            this.description(py).repr()?,
+        ))
+    }
+
+    /// `(type(self), (description, code, message_id, details, should_reply, frame))`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let mut this = slf.try_borrow_mut()?;
+        let frame = match &this.origin {
+            Origin::Codec { error, version } => error.error_frame(*version),
+            Origin::Python { frame, .. } => frame.clone(),
+        };
+        let arguments = (
+            this.description(py),
+            this.code(py),
+            this.message_id(py),
+            this.details(py),
+            this.should_reply(),
+            frame,
+        )
+            .into_pyobject(py)?;
+        PyTuple::new(py, [slf.get_type().into_any(), arguments.into_any()])
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(details) = &self.details {
+            visit.call(details)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.details = None;
+    }
+}
+
+/// Define the per-kind subclasses of `OcppError`, each constructible like it.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $class:ident,)+) => {
+        $(
+            $(#[$doc])*
+            #[pyclass(extends = PyOcppError, subclass, module = "gateway._core")]
+            pub(crate) struct $class;
+
+            #[pymethods]
+            impl $class {
+                #[new]
+                #[pyo3(signature = (
+                    description = String::new(),
+                    code = "GenericError".to_owned(),
+                    message_id = "-1".to_owned(),
+                    details = None,
+                    should_reply = false,
+                    frame = None,
+                ))]
+                fn new(
+                    description: String,
+                    code: String,
+                    message_id: String,
+                    details: Option<Py<PyAny>>,
+                    should_reply: bool,
+                    frame: Option<String>,
+                ) -> PyClassInitializer<Self> {
+                    PyClassInitializer::from(PyOcppError::from_python(
+                        description, code, message_id, details, should_reply, frame,
+                    ))
+                    .add_subclass($class)
+                }
+            }
+        )+
+
+        /// Add the classes to the module.
+        pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            m.add_class::<PyOcppError>()?;
+            $(m.add_class::<$class>()?;)+
+            Ok(())
+        }
+    };
+}
+
+kinds! {
+    /// Syntactically bad payload or PDU: FormationViolation (1.6) / FormatViolation (2.x).
+    FormatViolation,
+    /// Incomplete frame or wrong frame structure.
+    ProtocolError,
+    /// Missing required field or wrong number of items.
+    OccurrenceConstraintViolation,
+    /// A field with a value outside its enum, length, range, format or multiple.
+    PropertyConstraintViolation,
+    /// A field of the wrong JSON type.
+    TypeConstraintViolation,
+    /// CALL of an action unknown to the version: NotImplemented.
+    ActionNotImplemented,
+    /// CALL of an action known to the version but not supported: NotSupported.
+    ActionNotSupported,
+    /// Frame that is not a valid RPC frame; FormationViolation on 1.6.
+    RpcFrameworkError,
+    /// Unknown message type number.
+    MessageTypeNotSupported,
 }
 
 /// The Python exception instance for `error`, codes spelled for `version`.
-pub(crate) fn to_exception<'py>(
-    py: Python<'py>,
-    error: &OcppError,
+pub(crate) fn to_exception(
+    py: Python<'_>,
+    error: Error,
     version: Version,
-) -> PyResult<Bound<'py, PyAny>> {
-    let classes = CLASSES.get(py).ok_or_else(|| {
-        pyo3::exceptions::PyRuntimeError::new_err("gateway._core not initialised")
-    })?;
-    let class = classes
-        .get(class_index(error.kind))
-        .or_else(|| classes.first())
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("exception classes missing"))?;
-    let new = NEW.get(py).ok_or_else(|| {
-        pyo3::exceptions::PyRuntimeError::new_err("gateway._core not initialised")
-    })?;
-    let description = PyString::new(py, &error.description);
-    let instance = new.bind(py).call1((class.bind(py), &description))?;
-    // Same state as `OcppError.__init__` would set: args = (description,) plus the
-    // attributes, stored as one fresh `__dict__` rather than six attribute assignments.
-    // Copying a template with the six keys is cheaper than growing an empty dict past its
-    // first size; the values below replace the template's in place.
-    let attributes = TEMPLATE
-        .get(py)
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("gateway._core not initialised"))?
-        .bind(py)
-        .copy()?;
-    attributes.set_item(intern!(py, "code"), code_string(py, error, version))?;
-    attributes.set_item(
-        intern!(py, "message_id"),
-        PyString::new(py, &error.message_id),
-    )?;
-    attributes.set_item(intern!(py, "description"), description)?;
-    attributes.set_item(intern!(py, "details"), PyDict::new(py))?;
-    attributes.set_item(
-        intern!(py, "should_reply"),
-        pyo3::types::PyBool::new(py, error.should_reply),
-    )?;
-    match error.error_frame(version) {
-        Some(frame) => attributes.set_item(intern!(py, "_frame"), PyString::new(py, &frame))?,
-        None => attributes.set_item(intern!(py, "_frame"), py.None())?,
-    }
-    instance.setattr(intern!(py, "__dict__"), attributes)?;
-    Ok(instance)
+) -> PyResult<Bound<'_, PyAny>> {
+    let kind = error.kind;
+    let base = PyClassInitializer::from(PyOcppError {
+        origin: Origin::Codec { error, version },
+        details: None,
+    });
+    Ok(match kind {
+        ErrorKind::FormatViolation => {
+            Bound::new(py, base.add_subclass(FormatViolation))?.into_any()
+        }
+        ErrorKind::ProtocolError => Bound::new(py, base.add_subclass(ProtocolError))?.into_any(),
+        ErrorKind::OccurrenceConstraintViolation => {
+            Bound::new(py, base.add_subclass(OccurrenceConstraintViolation))?.into_any()
+        }
+        ErrorKind::PropertyConstraintViolation => {
+            Bound::new(py, base.add_subclass(PropertyConstraintViolation))?.into_any()
+        }
+        ErrorKind::TypeConstraintViolation => {
+            Bound::new(py, base.add_subclass(TypeConstraintViolation))?.into_any()
+        }
+        ErrorKind::NotImplemented => {
+            Bound::new(py, base.add_subclass(ActionNotImplemented))?.into_any()
+        }
+        ErrorKind::NotSupported => {
+            Bound::new(py, base.add_subclass(ActionNotSupported))?.into_any()
+        }
+        ErrorKind::RpcFrameworkError => {
+            Bound::new(py, base.add_subclass(RpcFrameworkError))?.into_any()
+        }
+        ErrorKind::MessageTypeNotSupported => {
+            Bound::new(py, base.add_subclass(MessageTypeNotSupported))?.into_any()
+        }
+        ErrorKind::InternalError | ErrorKind::SecurityError | ErrorKind::GenericError => {
+            Bound::new(py, base)?.into_any()
+        }
+    })
 }
 
 /// The code strings, per kind (in [`ErrorKind::ALL`] order) and spelling (1.6, then 2.x),
 /// made once: every error carries one.
 static CODES: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
 
-fn code_string<'py>(py: Python<'py>, error: &OcppError, version: Version) -> Bound<'py, PyString> {
+fn code_string(py: Python<'_>, kind: ErrorKind, version: Version) -> Bound<'_, PyString> {
     let codes = CODES.get_or_init(py, || {
         ErrorKind::ALL
             .iter()
@@ -213,16 +337,16 @@ fn code_string<'py>(py: Python<'py>, error: &OcppError, version: Version) -> Bou
     });
     let position = ErrorKind::ALL
         .iter()
-        .position(|kind| *kind == error.kind)
+        .position(|k| *k == kind)
         .map(|i| 2 * i + usize::from(version != Version::V16));
     match position.and_then(|i| codes.get(i)) {
         Some(code) => code.bind(py).clone(),
-        None => PyString::new(py, error.code(version)),
+        None => PyString::new(py, kind.code(version)),
     }
 }
 
 /// `error` as a raisable `PyErr`.
-pub(crate) fn to_pyerr(py: Python<'_>, error: &OcppError, version: Version) -> PyErr {
+pub(crate) fn to_pyerr(py: Python<'_>, error: Error, version: Version) -> PyErr {
     match to_exception(py, error, version) {
         Ok(instance) => PyErr::from_value(instance),
         Err(e) => e,

@@ -118,7 +118,7 @@ fn positive(name: &str, value: i64) -> PyResult<usize> {
 
 fn encode_error(py: Python<'_>, error: EncodeError, version: Version) -> PyErr {
     match error {
-        EncodeError::Invalid(e) => to_pyerr(py, &e, version),
+        EncodeError::Invalid(e) => to_pyerr(py, e, version),
         EncodeError::Argument(message) => PyValueError::new_err(message),
     }
 }
@@ -210,7 +210,7 @@ impl Codec {
         let (mut guard, mut uncached) = (key_cache(), KeyCache::uncached());
         match self.decode_one(frame, pending, cache(&mut guard, &mut uncached)) {
             Ok(message) => Ok(message),
-            Err(DecodeFailure::Ocpp(e)) => Err(to_pyerr(py, &e, self.inner.version())),
+            Err(DecodeFailure::Ocpp(e)) => Err(to_pyerr(py, e, self.inner.version())),
             Err(DecodeFailure::Python(e)) => Err(e),
         }
     }
@@ -235,7 +235,7 @@ impl Codec {
             match self.decode_one(&frame, pending, keys) {
                 Ok(message) => out.append(message)?,
                 Err(DecodeFailure::Ocpp(e)) => {
-                    out.append(to_exception(py, &e, self.inner.version())?)?
+                    out.append(to_exception(py, e, self.inner.version())?)?
                 }
                 Err(DecodeFailure::Python(e)) => return Err(e),
             }
@@ -249,7 +249,7 @@ impl Codec {
         let value = self.payload_from_py(payload)?;
         self.inner
             .validate(action, &value, response)
-            .map_err(|e| to_pyerr(py, &e, self.inner.version()))
+            .map_err(|e| to_pyerr(py, e, self.inner.version()))
     }
 
     fn encode_call(
