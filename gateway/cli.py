@@ -15,13 +15,15 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
 
 from gateway import __version__
+from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, PlannerSettings
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.core.site import ChargerSpec, Site
 from gateway.modbus import ModbusCharger, ModbusLinkPool, ProfileError, load_profile
+from gateway.modbus.profile import ChargerProfile
 from gateway.ocpp.v16.configuration import StationConfiguration
 from gateway.ocpp.v16.station import ChargePointIdentity, Station16
 from gateway.store import Store, StoreError
@@ -47,6 +49,8 @@ class Gateway:
         self.store = store
         self.site = site
         self.stations: dict[str, Station16] = {}
+        self.balancing: BalancingLoop | None = None
+        """The load-balancing loop, when the configuration has [[circuits]]."""
         self._pool = pool
 
     @classmethod
@@ -96,18 +100,58 @@ class Gateway:
                     connection_timeout_s=config.upstream.connection_timeout_s,
                 ),
             )
+        if config.circuits:
+            gateway.balancing = _balancing_loop(config, site, profiles)
         return gateway
 
     async def run(self) -> None:
         """Poll and serve until cancelled."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.site.run(), name="site")
+            if self.balancing is not None:
+                tasks.create_task(self.balancing.run(), name="balancing")
             for station in self.stations.values():
                 tasks.create_task(station.run(), name=f"station-{station.charger_id}")
 
     async def close(self) -> None:
         await self._pool.close()
         await self.store.close()
+
+
+def _balancing_loop(
+    config: GatewayConfig, site: Site, profiles: Mapping[str, ChargerProfile]
+) -> BalancingLoop:
+    root = config.root_circuit
+    assert root is not None  # parse_config checked the tree
+    chargers = []
+    for charger in config.chargers:
+        profile = profiles[charger.id]
+        has_watchdog = profile.watchdog is not None and profile.failsafe_current is not None
+        chargers.append(
+            BalancedCharger(
+                id=charger.id,
+                circuit=charger.circuit or root,
+                phases=charger.phases,
+                phase_rotation=charger.effective_rotation,
+                min_current_a=max(charger.min_current_a, profile.current.min_a),
+                # A charger never offers more than its register takes.
+                max_current_a=min(charger.max_current_a, profile.current.max_a),
+                failsafe_current_a=charger.failsafe_current_a,
+                watchdog_timeout_s=charger.watchdog_timeout_s if has_watchdog else 0,
+                priority=charger.priority,
+                resolution_a=profile.current.resolution_a,
+            )
+        )
+    try:
+        controller = BalancingController(
+            [circuit.circuit for circuit in config.circuits],
+            chargers,
+            PlannerSettings(config.balancing.ramp_a_per_s, config.balancing.deadband_a),
+            min_run_s=config.balancing.min_run_s,
+        )
+    except ValueError as error:
+        raise ConfigError([f"circuits: {error}"]) from error
+    return BalancingLoop(site, controller, interval_s=config.balancing.interval_s)
 
 
 async def run_gateway(config: GatewayConfig) -> None:

@@ -25,6 +25,39 @@ Format::
     vendor = "ACME"                         # BootNotification chargePointVendor (optional)
     model = "Wallbox 11"                    # chargePointModel (optional; default: profile)
     serial_number = "12345"                 # chargePointSerialNumber (optional)
+    # Load balancing (only with [[circuits]]):
+    circuit = "board-A"                     # the circuit it hangs under (default: the root)
+    phase_rotation = "RST"                  # grid phase of each charger phase, "RST".."TSR";
+                                            # "R", "S" or "T" for a single-phase charger
+    min_current_a = 6.0                     # lowest current worth offering (6 A pilot floor)
+    failsafe_current_a = 0.0                # what the charger falls back to when the gateway
+                                            # stops writing: 0 (stop) or min..max_current_a
+    watchdog_timeout_s = 60                 # that fallback's timeout; 0 = no watchdog (the
+                                            # charger then keeps its last setpoint)
+    priority = 0                            # admission class, higher first (-100..100)
+
+    [[circuits]]                            # the fuse tree: exactly one root (no parent)
+    id = "grid"
+    max_current_a = 63.0                    # A per grid phase: one number, or [L1, L2, L3]
+    max_power_w = 40000.0                   # optional power limit
+
+    [[circuits]]
+    id = "board-A"
+    parent = "grid"
+    max_current_a = [40.0, 40.0, 32.0]
+
+    [balancing]
+    interval_s = 2.0                        # whole-site recompute period, 1-5 s
+    ramp_a_per_s = 0.5                      # raises at most this fast (cuts are at once)
+    deadband_a = 0.2                        # smaller raises are not written
+    min_run_s = 180                         # an admitted session keeps its turn this long
+                                            # before a more urgent paused one takes it
+
+With `[[circuits]]`, a session's current comes from the balancing loop instead of
+`max_current_a`. At load, the failsafe currents of the chargers under each circuit are
+summed per grid phase (through their rotations) and must not exceed that circuit's limit,
+so that every charger falling back at once trips no fuse (load-balancing.md §6), e.g.
+`circuits[1] "board-A": failsafe currents sum to 48 A on L1, over its 40 A limit`.
 
 Every key is checked; an unknown key is an error (a typo must not silently fall back to a
 default). Errors name the key and the problem, e.g.
@@ -40,6 +73,14 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from gateway.balancing.topology import (
+    SINGLE_PHASE_ROTATIONS,
+    THREE_PHASE_ROTATIONS,
+    ChargerPlacement,
+    Circuit,
+    overloads,
+)
+
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 OCPP_VERSIONS: Final = ("1.6",)
 MAX_IDENTITY_LENGTH: Final = 48
@@ -49,6 +90,10 @@ VENDOR_MAX: Final = 20
 MODEL_MAX: Final = 20
 SERIAL_MAX: Final = 25
 """OCPP 1.6 BootNotification CiString lengths."""
+PILOT_MINIMUM_A: Final = 6.0
+"""The lowest current the control pilot can offer (chargers.md §1)."""
+DEFAULT_WATCHDOG_TIMEOUT_S: Final = 60
+"""Alfen's default validity time (chargers.md §5); used when a balanced charger sets none."""
 
 
 class ConfigError(ValueError):
@@ -88,6 +133,39 @@ class ChargerSection:
     vendor: str | None = None
     model: str | None = None
     serial_number: str | None = None
+    circuit: str | None = None
+    """None: the root circuit (when there are circuits)."""
+    phase_rotation: str = "RST"
+    min_current_a: float = PILOT_MINIMUM_A
+    failsafe_current_a: float = 0.0
+    watchdog_timeout_s: int = DEFAULT_WATCHDOG_TIMEOUT_S
+    priority: int = 0
+
+    @property
+    def effective_rotation(self) -> str:
+        """The rotation as the solver takes it: a single-phase charger by its L1's letter."""
+        return self.phase_rotation[0] if self.phases == 1 else self.phase_rotation
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSection:
+    id: str
+    max_current_a: tuple[float, float, float]
+    parent: str | None = None
+    max_power_w: float | None = None
+
+    @property
+    def circuit(self) -> Circuit:
+        return Circuit(self.id, self.parent, self.max_current_a, self.max_power_w)
+
+
+@dataclass(frozen=True, slots=True)
+class BalancingSection:
+    interval_s: float = 2.0
+    ramp_a_per_s: float = 0.5
+    deadband_a: float = 0.2
+    min_run_s: float = 180.0
+    """evcc's 3 min disable delay (load-balancing.md §3.5): against pause/resume flapping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +173,13 @@ class GatewayConfig:
     upstream: UpstreamSection
     chargers: tuple[ChargerSection, ...]
     gateway: GatewaySection = field(default_factory=GatewaySection)
+    circuits: tuple[CircuitSection, ...] = ()
+    """Empty: no load balancing, every session gets its charger's `max_current_a`."""
+    balancing: BalancingSection = field(default_factory=BalancingSection)
+
+    @property
+    def root_circuit(self) -> str | None:
+        return next((c.id for c in self.circuits if c.parent is None), None)
 
 
 def load_config(path: Path | str) -> GatewayConfig:
@@ -113,7 +198,7 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
     """Validate an already parsed document. Raises `ConfigError` listing every problem."""
     problems: list[str] = []
     checker = _Checker(problems)
-    checker.only_keys("", document, {"gateway", "upstream", "chargers"})
+    checker.only_keys("", document, {"gateway", "upstream", "chargers", "circuits", "balancing"})
 
     gateway_table = checker.table("gateway", document.get("gateway", {}))
     checker.only_keys("gateway", gateway_table, {"store", "log_level"})
@@ -169,9 +254,149 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         seen_ids.add(charger.id)
         chargers.append(charger)
 
+    circuits = _parse_circuits(checker, document.get("circuits"))
+    balancing_table = checker.table("balancing", document.get("balancing"))
+    checker.only_keys("balancing", balancing_table, set(BalancingSection.__dataclass_fields__))
+    if balancing_table and not circuits:
+        problems.append("balancing: has no effect without [[circuits]]")
+    balancing = BalancingSection(
+        interval_s=checker.number(
+            "balancing.interval_s", balancing_table.get("interval_s", 2.0), 1.0, 5.0
+        ),
+        ramp_a_per_s=checker.number(
+            "balancing.ramp_a_per_s", balancing_table.get("ramp_a_per_s", 0.5), 0.01, 100.0
+        ),
+        deadband_a=checker.number(
+            "balancing.deadband_a", balancing_table.get("deadband_a", 0.2), 0.0, 5.0
+        ),
+        min_run_s=checker.number(
+            "balancing.min_run_s", balancing_table.get("min_run_s", 180.0), 0.0, 3600.0
+        ),
+    )
+    if not problems:
+        _check_balancing(problems, circuits, chargers)
+
     if problems:
         raise ConfigError(problems, source)
-    return GatewayConfig(upstream=upstream, chargers=tuple(chargers), gateway=gateway)
+    return GatewayConfig(
+        upstream=upstream,
+        chargers=tuple(chargers),
+        gateway=gateway,
+        circuits=tuple(circuits),
+        balancing=balancing,
+    )
+
+
+_CIRCUIT_KEYS = frozenset({"id", "parent", "max_current_a", "max_power_w"})
+
+
+def _parse_circuits(checker: _Checker, raw_circuits: Any) -> list[CircuitSection]:
+    if raw_circuits is None:
+        return []
+    if not isinstance(raw_circuits, list):
+        checker.problems.append("circuits: must be an array of tables [[circuits]]")
+        return []
+    circuits: list[CircuitSection] = []
+    for index, raw in enumerate(raw_circuits):
+        where = f"circuits[{index}]"
+        table = checker.table(where, raw)
+        checker.only_keys(where, table, _CIRCUIT_KEYS)
+        parent = table.get("parent")
+        power = table.get("max_power_w")
+        circuits.append(
+            CircuitSection(
+                id=checker.text(f"{where}.id", table.get("id")),
+                parent=None if parent is None else checker.text(f"{where}.parent", parent),
+                max_current_a=checker.per_phase(
+                    f"{where}.max_current_a", table.get("max_current_a")
+                ),
+                max_power_w=None
+                if power is None
+                else checker.number(f"{where}.max_power_w", power, 1.0, 1e9),
+            )
+        )
+    return circuits
+
+
+def _check_balancing(
+    problems: list[str], circuits: list[CircuitSection], chargers: list[ChargerSection]
+) -> None:
+    """The fuse tree's shape, the chargers' places in it, and the failsafe sums."""
+    if not circuits:
+        for index, charger in enumerate(chargers):
+            if charger.circuit is not None:
+                problems.append(f"chargers[{index}].circuit: no [[circuits]] are configured")
+        return
+    index_of: dict[str, int] = {}
+    for index, circuit in enumerate(circuits):
+        if circuit.id in index_of:
+            problems.append(f"circuits[{index}].id: duplicate circuit id {circuit.id!r}")
+        index_of.setdefault(circuit.id, index)
+    roots = [index for index, circuit in enumerate(circuits) if circuit.parent is None]
+    if not roots:
+        problems.append("circuits: no root circuit (exactly one must have no parent)")
+    for index in roots[1:]:
+        problems.append(
+            f"circuits[{index}].parent: missing, but {circuits[roots[0]].id!r} is already the"
+            " root (only one circuit may have no parent)"
+        )
+    for index, circuit in enumerate(circuits):
+        if circuit.parent is not None and circuit.parent not in index_of:
+            problems.append(f"circuits[{index}].parent: unknown circuit {circuit.parent!r}")
+    if problems:
+        return
+    by_id = {circuit.id: circuit for circuit in circuits}
+    reported: set[str] = set()
+    for index, circuit in enumerate(circuits):
+        path = [circuit.id]
+        current = circuit.parent
+        while current is not None and current not in path:
+            path.append(current)
+            current = by_id[current].parent
+        if current is not None and current not in reported:
+            cycle = [*path[path.index(current) :], current]
+            reported.update(cycle)
+            problems.append(f"circuits[{index}].parent: cycle {' -> '.join(cycle)}")
+    root = circuits[roots[0]].id
+    placements: list[ChargerPlacement] = []
+    failsafe: dict[str, float] = {}
+    for index, charger in enumerate(chargers):
+        where = f"chargers[{index}]"
+        if charger.circuit is not None and charger.circuit not in by_id:
+            problems.append(f"{where}.circuit: unknown circuit {charger.circuit!r}")
+            continue
+        rotations = SINGLE_PHASE_ROTATIONS | THREE_PHASE_ROTATIONS
+        if charger.phases == 3:
+            rotations = THREE_PHASE_ROTATIONS
+        if charger.phase_rotation not in rotations:
+            problems.append(
+                f"{where}.phase_rotation: must be one of {', '.join(sorted(rotations))} for a"
+                f" {charger.phases}-phase charger, got {charger.phase_rotation!r}"
+            )
+            continue
+        if charger.min_current_a > charger.max_current_a:
+            problems.append(
+                f"{where}.min_current_a: {charger.min_current_a:g} A is above max_current_a"
+                f" {charger.max_current_a:g} A"
+            )
+        if charger.failsafe_current_a > charger.max_current_a:
+            problems.append(
+                f"{where}.failsafe_current_a: {charger.failsafe_current_a:g} A is above"
+                f" max_current_a {charger.max_current_a:g} A"
+            )
+        placements.append(
+            ChargerPlacement(
+                charger.id, charger.circuit or root, charger.phases, charger.effective_rotation
+            )
+        )
+        failsafe[charger.id] = charger.failsafe_current_a
+    if problems:
+        return
+    for overload in overloads({c.id: c.circuit for c in circuits}, placements, failsafe):
+        index = index_of[overload.circuit]
+        problems.append(
+            f'circuits[{index}] "{overload.circuit}": ' + overload.describe("failsafe currents")
+        )
 
 
 _CHARGER_KEYS = frozenset(ChargerSection.__dataclass_fields__)
@@ -189,6 +414,15 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
             f" got {identity!r}"
         )
     unit_id = table.get("unit_id")
+    circuit = table.get("circuit")
+    failsafe = checker.number(
+        f"{where}.failsafe_current_a", table.get("failsafe_current_a", 0.0), 0.0, 1000.0
+    )
+    if 0 < failsafe < PILOT_MINIMUM_A:
+        checker.problems.append(
+            f"{where}.failsafe_current_a: must be 0 (stop) or at least {PILOT_MINIMUM_A:g} A"
+            f" (the pilot's floor), got {failsafe:g}"
+        )
     return ChargerSection(
         id=identity,
         host=checker.text(f"{where}.host", table.get("host")),
@@ -207,6 +441,19 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         serial_number=checker.optional_text(
             f"{where}.serial_number", table.get("serial_number"), SERIAL_MAX
         ),
+        circuit=None if circuit is None else checker.text(f"{where}.circuit", circuit),
+        phase_rotation=checker.text(f"{where}.phase_rotation", table.get("phase_rotation", "RST")),
+        min_current_a=checker.number(
+            f"{where}.min_current_a", table.get("min_current_a", PILOT_MINIMUM_A), 6.0, 1000.0
+        ),
+        failsafe_current_a=failsafe,
+        watchdog_timeout_s=checker.integer(
+            f"{where}.watchdog_timeout_s",
+            table.get("watchdog_timeout_s", DEFAULT_WATCHDOG_TIMEOUT_S),
+            0,
+            65535,
+        ),
+        priority=checker.integer(f"{where}.priority", table.get("priority", 0), -100, 100),
     )
 
 
@@ -272,6 +519,23 @@ class _Checker:
             )
             return low
         return float(value)
+
+    def per_phase(self, where: str, value: Any) -> tuple[float, float, float]:
+        """One current for all three grid phases, or a list of three (L1, L2, L3)."""
+        values = value if isinstance(value, list) else [value] * 3
+        if value is None:
+            self.problems.append(f"{where}: missing required key")
+            return (0.0, 0.0, 0.0)
+        if len(values) != 3:
+            self.problems.append(
+                f"{where}: must be a number or a list of 3 (L1, L2, L3), got {_shown(value)}"
+            )
+            return (0.0, 0.0, 0.0)
+        before = len(self.problems)
+        amps = [self.number(where, item, 0.0, 100_000.0) for item in values]
+        if len(self.problems) > before:
+            del self.problems[before + 1 :]  # one message per key, not one per phase
+        return (amps[0], amps[1], amps[2])
 
     def choice(self, where: str, value: Any, allowed: tuple[Any, ...]) -> Any:
         if value not in allowed or isinstance(value, bool):

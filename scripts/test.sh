@@ -37,6 +37,7 @@ step "mypy" python3 -m mypy
 step "pytest" python3 -m pytest -q -p no:cacheprovider
 step "codec benchmark (short)" python3 benches/bench_codec.py --quick --report benches/report-codec.txt
 step "balancing benchmark (short)" python3 benches/bench_balancing.py --quick --report benches/report-balancing.txt
+step "depot day (short)" python3 benches/depot_day.py --quick --report benches/report-depot-day.txt
 
 echo
 if ((${#failed[@]})); then

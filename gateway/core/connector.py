@@ -80,6 +80,9 @@ class Connector:
         self.charger_id = charger_id
         self.connector_id = connector_id
         self.max_current_a = max_current_a
+        self.allocated_current_a: float | None = None
+        """The current the site's load balancing grants this connector (0 = paused), or
+        None when the site is not balanced and a session gets `max_current_a`."""
         self.connection_timeout_s = connection_timeout_s
         self._clock = clock
         self._reading: ChargerReading | None = None
@@ -120,10 +123,14 @@ class Connector:
 
     @property
     def desired_offer(self) -> ChargingOffer:
-        """What the charger should be told: enabled at the maximum in a session (load
-        balancing will lower this later), disabled otherwise and while a stop is underway."""
+        """What the charger should be told: enabled in a session, at the maximum or at the
+        load balancing's allocation (0 A: enabled but paused), disabled otherwise and while a
+        stop is underway."""
         if self._session is not None and self._stop_requested is None:
-            return ChargingOffer(enabled=True, current_a=self.max_current_a)
+            current = self.max_current_a
+            if self.allocated_current_a is not None:
+                current = min(current, self.allocated_current_a)
+            return ChargingOffer(enabled=True, current_a=current)
         return ChargingOffer.off()
 
     def offer_to_write(self) -> ChargingOffer | None:
@@ -135,6 +142,10 @@ class Connector:
         if reading is None or not self._online:
             return None
         desired = self.desired_offer
+        if desired.enabled and desired.current_a < MIN_OFFER_CURRENT_A:
+            # Paused by the load balancing, which owns the setpoint and writes the 0 A: a
+            # charger at 0 A or disabled (a KEBA pauses by disabling) complies either way.
+            return None
         if reading.enabled != desired.enabled:
             return desired
         if desired.enabled and reading.setpoint_a < MIN_OFFER_CURRENT_A:

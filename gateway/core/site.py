@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -168,6 +169,18 @@ class Site:
 
     def connectors(self) -> Iterator[Connector]:
         return (charger.connector for charger in self._chargers.values())
+
+    def driver(self, charger_id: str) -> ChargerDriver:
+        """The charger's southbound driver (for the load balancing's setpoint writes)."""
+        return self._charger(charger_id).driver
+
+    def set_allocated_current(self, charger_id: str, amps: float | None) -> None:
+        """The current the load balancing grants a charger (0 = paused); None = not
+        balanced, sessions get the charger's maximum. The site's poll enables a starting
+        session at this current and restores it if the charger loses its setpoint."""
+        if amps is not None and not (math.isfinite(amps) and amps >= 0):
+            raise ValueError(f"allocated current must be a non-negative number, got {amps}")
+        self._charger(charger_id).connector.allocated_current_a = amps
 
     # --- commands --------------------------------------------------------------------------
 

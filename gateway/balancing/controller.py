@@ -1,0 +1,236 @@
+"""One balancing tick without I/O: solver plus planner, for the gateway and the simulations.
+
+`BalancingController.tick` takes a snapshot of every charger (online, wants current, what it
+measures, what the vehicle needs), takes the share of offline chargers off the circuits above
+them, runs the `BalancingSolver` for the whole site in one pass (load-balancing.md §5), and
+returns the setpoint writes the `SetpointPlanner` decides on. The caller carries the writes
+out (cuts first) and confirms each one that succeeded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway._core import BalancingSolver
+from gateway.balancing.planner import (
+    ChargerLimits,
+    PlannerSettings,
+    SetpointPlanner,
+    SetpointWrite,
+)
+from gateway.balancing.topology import (
+    ChargerPlacement,
+    Circuit,
+    circuit_loads,
+)
+
+MIN_RUN_S = 180.0
+"""A session the solver admits keeps precedence over paused ones of its class for this long
+(evcc's 3 min disable delay, load-balancing.md §3.5). Without it, urgencies that drift every
+tick swap the marginal sessions between charging and paused every few ticks, the oscillation
+§4 warns about; with it, paused sessions still take their turn, every few minutes."""
+DEFAULT_RESOLUTION_A = 0.1
+"""Setpoint step the solver rounds down to; the generic and KEBA profiles take 0.1 A / 1 mA."""
+
+
+@dataclass(frozen=True, slots=True)
+class BalancedCharger:
+    """A charger as the balancing sees it (from its `[[chargers]]` table)."""
+
+    id: str
+    circuit: str
+    phases: int = 3
+    phase_rotation: str = "RST"
+    min_current_a: float = 6.0
+    max_current_a: float = 16.0
+    failsafe_current_a: float = 0.0
+    watchdog_timeout_s: float = 0.0
+    priority: int = 0
+    resolution_a: float = DEFAULT_RESOLUTION_A
+
+    @property
+    def placement(self) -> ChargerPlacement:
+        return ChargerPlacement(self.id, self.circuit, self.phases, self.phase_rotation)
+
+    @property
+    def limits(self) -> ChargerLimits:
+        return ChargerLimits(
+            min_current_a=self.min_current_a,
+            max_current_a=self.max_current_a,
+            resolution_a=self.resolution_a,
+            failsafe_current_a=self.failsafe_current_a,
+            watchdog_timeout_s=self.watchdog_timeout_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSnapshot:
+    """The state of one charger at a tick."""
+
+    online: bool
+    wants_current: bool
+    """A session is active and not being stopped."""
+    measured_a: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    cap_a: float = math.inf
+    """This tick's cap (EV, cable, upstream or local-API limits); inf = none."""
+    energy_needed_wh: float | None = None
+    departure_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalancingStatus:
+    """What the balancing last decided for one charger, for the local API and logs."""
+
+    setpoint_a: float | None
+    """Last setpoint the charger confirmed (None: unknown)."""
+    target_a: float
+    """What the solver granted on the last tick."""
+    reason: str
+
+
+class BalancingController:
+    """Solver and planner for one site. Raises ValueError (naming the circuit or charger)
+    for a tree the solver refuses."""
+
+    def __init__(
+        self,
+        circuits: Sequence[Circuit],
+        chargers: Sequence[BalancedCharger],
+        settings: PlannerSettings | None = None,
+        *,
+        min_run_s: float = MIN_RUN_S,
+    ) -> None:
+        self.min_run_s = min_run_s
+        self._running_since: dict[str, float] = {}
+        self.circuits = {circuit.id: circuit for circuit in circuits}
+        self.chargers = {charger.id: charger for charger in chargers}
+        self._placements = [charger.placement for charger in chargers]
+        self.solver = BalancingSolver(
+            [
+                (
+                    circuit.id,
+                    circuit.parent,
+                    circuit.max_current_a,
+                    math.inf if circuit.max_power_w is None else circuit.max_power_w,
+                )
+                for circuit in circuits
+            ],
+            [
+                (
+                    charger.id,
+                    charger.circuit,
+                    charger.phases,
+                    charger.phase_rotation,
+                    charger.min_current_a,
+                    charger.max_current_a,
+                    charger.resolution_a,
+                    False,  # 1p/3p switching is not driven yet: sessions keep their phases
+                )
+                for charger in chargers
+            ],
+        )
+        self.planner = SetpointPlanner(
+            {charger.id: charger.limits for charger in chargers}, settings
+        )
+        self._status = {
+            charger.id: BalancingStatus(None, 0.0, "not balanced yet") for charger in chargers
+        }
+
+    def status(self, charger_id: str) -> BalancingStatus:
+        """The last decision for a charger. Raises KeyError for an unknown one."""
+        return self._status[charger_id]
+
+    def tick(self, now: float, snapshots: Mapping[str, ChargerSnapshot]) -> list[SetpointWrite]:
+        """Solve the whole site and plan the writes (cuts and restores first). A charger
+        missing from `snapshots` counts as offline."""
+        ids = self.solver.charger_ids
+        offline = {
+            charger_id: not self._snapshot(snapshots, charger_id).online for charger_id in ids
+        }
+        for charger_id in ids:
+            self.planner.set_online(charger_id, not offline[charger_id])
+        reserved = {
+            charger_id: self.planner.reserved_a(charger_id, now)
+            for charger_id in ids
+            if offline[charger_id]
+        }
+        loads = circuit_loads(self.circuits, self._placements, reserved)
+        node_max_current: list[float] = []
+        node_max_power: list[float] = []
+        for node_id in self.solver.node_ids:
+            circuit = self.circuits[node_id]
+            load = loads[node_id]
+            node_max_current.extend(
+                max(0.0, circuit.max_current_a[phase] - load[phase]) for phase in range(3)
+            )
+            power = math.inf if circuit.max_power_w is None else circuit.max_power_w
+            node_max_power.append(max(0.0, power - load[3]))
+
+        columns = [self._snapshot(snapshots, charger_id) for charger_id in ids]
+        # A vehicle whose stated need is met asks for nothing more: its share goes to others.
+        active = [int(s.online and s.wants_current and not _need_met(s)) for s in columns]
+        setpoints, _phases, reasons, reason_nodes, reason_rows = self.solver.solve(
+            active,
+            max_current=[s.cap_a for s in columns],
+            phases=[self.chargers[charger_id].phases for charger_id in ids],
+            priority=[self._admission_class(charger_id, now) for charger_id in ids],
+            energy_needed_wh=[
+                math.nan if s.energy_needed_wh is None else s.energy_needed_wh for s in columns
+            ],
+            departure_s=[
+                math.nan if s.departure_in_s is None else s.departure_in_s for s in columns
+            ],
+            measured=[amps for s in columns for amps in s.measured_a],
+            node_max_current=node_max_current,
+            node_max_power=node_max_power,
+        )
+        targets: dict[str, float] = {}
+        for index, charger_id in enumerate(ids):
+            if offline[charger_id]:
+                reason = (
+                    f"offline: {reserved[charger_id]:g} A kept reserved"
+                    " (last setpoint, or failsafe after the watchdog)"
+                )
+                self._status[charger_id] = BalancingStatus(
+                    self.planner.written_a(charger_id), 0.0, reason
+                )
+                continue
+            targets[charger_id] = setpoints[index]
+            if setpoints[index] <= 0:
+                self._running_since.pop(charger_id, None)
+            else:
+                self._running_since.setdefault(charger_id, now)
+            self._status[charger_id] = BalancingStatus(
+                self.planner.written_a(charger_id),
+                setpoints[index],
+                self.solver.describe(reasons[index], reason_nodes[index], reason_rows[index]),
+            )
+        return self.planner.plan(now, targets)
+
+    def _admission_class(self, charger_id: str, now: float) -> int:
+        """The configured priority, doubled, plus 1 while the session is in its minimum
+        run time: a higher configured class still goes first."""
+        since = self._running_since.get(charger_id)
+        dwelling = since is not None and now - since < self.min_run_s
+        return self.chargers[charger_id].priority * 2 + int(dwelling)
+
+    def confirm(self, write: SetpointWrite, at: float) -> None:
+        """The charger took `write` (keeps the reported status in step)."""
+        self.planner.confirm(write, at)
+        status = self._status[write.charger_id]
+        self._status[write.charger_id] = BalancingStatus(
+            write.current_a, status.target_a, status.reason
+        )
+
+    @staticmethod
+    def _snapshot(snapshots: Mapping[str, ChargerSnapshot], charger_id: str) -> ChargerSnapshot:
+        return snapshots.get(charger_id) or _OFFLINE
+
+
+def _need_met(snapshot: ChargerSnapshot) -> bool:
+    return snapshot.energy_needed_wh is not None and snapshot.energy_needed_wh <= 0
+
+
+_OFFLINE = ChargerSnapshot(online=False, wants_current=False)

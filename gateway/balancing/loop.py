@@ -1,0 +1,243 @@
+"""The balancing control loop: the asyncio shell around `BalancingController`.
+
+Every `interval_s` (1-5 s, load-balancing.md §5), and at once on a session starting or
+ending or a charger going offline or coming back, it reads the site's state (which chargers
+answer, which have a session wanting current, their measured currents, the vehicles' needs),
+solves the whole site in one pass, and writes the planned setpoints through each charger's
+driver: cuts and restores first, raises only when every cut went through (a charger that did
+not take a cut may still draw the old current). Each confirmed setpoint becomes the
+connector's allocated current, so a session starting or a charger that lost its setpoint is
+reconciled by the site's own poll at the balanced value, never at the charger's maximum.
+
+It also programs each charger's failsafe current and watchdog (`configure_failsafe`) as soon
+as the charger answers, where its driver supports that, so the chargers fall back to currents
+that trip no fuse if the gateway dies (load-balancing.md §6.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gateway.balancing.controller import BalancingController, BalancingStatus, ChargerSnapshot
+from gateway.balancing.planner import SetpointWrite, WriteKind
+from gateway.core.charger import ChargerControl
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.events import ChargerConnectivityChanged, SessionEnded, SessionStarted, SiteEvent
+from gateway.core.site import Site
+
+logger = logging.getLogger(__name__)
+
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 5.0
+"""Recompute the whole site every 1-5 s (load-balancing.md §5)."""
+
+
+EVENT_SETTLE_S = 0.1
+"""After an event, wait this long before recomputing, so a burst of events makes one tick."""
+_RECOMPUTE_ON = (SessionStarted, SessionEnded, ChargerConnectivityChanged)
+
+
+@runtime_checkable
+class FailsafeCapable(Protocol):
+    """A driver that can program the charger's watchdog (`ModbusCharger`)."""
+
+    async def configure_failsafe(self, current_a: float, timeout_s: int) -> None: ...
+    async def refresh_watchdog(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleNeed:
+    """What the vehicle of one session needs, from the config, the local API or upstream."""
+
+    energy_wh: float
+    """Energy still to deliver, counted from the session's start."""
+    departure_at: float
+    """On the loop clock's monotonic scale."""
+    session_id: str
+
+
+class BalancingLoop:
+    """Runs `controller` over `site` until cancelled; see the module docstring."""
+
+    def __init__(
+        self,
+        site: Site,
+        controller: BalancingController,
+        *,
+        interval_s: float = 2.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if not MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
+            raise ValueError(
+                f"interval_s must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s,"
+                f" got {interval_s:g}"
+            )
+        unknown = set(controller.chargers) - set(site.charger_ids)
+        if unknown:
+            raise ValueError(f"balanced chargers not on the site: {', '.join(sorted(unknown))}")
+        self.site = site
+        self.controller = controller
+        self.interval_s = interval_s
+        self._clock: Clock = clock or SystemClock()
+        self._needs: dict[str, VehicleNeed] = {}
+        self._failsafe_done: set[str] = set()
+        for charger_id in controller.chargers:
+            # Until the loop grants current, a starting session is enabled at 0 A (paused).
+            site.set_allocated_current(charger_id, 0.0)
+
+    def status(self, charger_id: str) -> BalancingStatus:
+        """Last setpoint, last target and the solver's reason for a charger."""
+        return self.controller.status(charger_id)
+
+    def set_vehicle_need(self, charger_id: str, energy_wh: float, departure_in_s: float) -> None:
+        """Tell the balancing what the vehicle in the active session needs. Raises
+        LookupError without an active session, ValueError for a negative or non-finite
+        value."""
+        if not (math.isfinite(energy_wh) and energy_wh >= 0):
+            raise ValueError(f"energy must be a non-negative number of Wh, got {energy_wh}")
+        if not (math.isfinite(departure_in_s) and departure_in_s >= 0):
+            raise ValueError(f"departure must be a non-negative number of s, got {departure_in_s}")
+        session = self.site.connector(charger_id).session
+        if session is None:
+            raise LookupError(f"no active session on {charger_id!r}")
+        self._needs[charger_id] = VehicleNeed(
+            energy_wh, self._clock.monotonic() + departure_in_s, session.id
+        )
+
+    async def run(self) -> None:
+        """Tick every `interval_s`, and at once when a session starts or ends or a charger
+        goes offline or comes back (load-balancing.md §5), until cancelled. A failing tick
+        is logged, never fatal."""
+        events = self.site.subscribe()
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:
+                    logger.exception("balancing tick failed")
+                await self._next_tick(events)
+        finally:
+            self.site.unsubscribe(events)
+
+    async def _next_tick(self, events: asyncio.Queue[SiteEvent]) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.interval_s):
+                while not isinstance(await events.get(), _RECOMPUTE_ON):
+                    pass
+                # Let a burst (many vehicles plugging in after a power cut) land in one tick.
+                await asyncio.sleep(EVENT_SETTLE_S)
+        while not events.empty():
+            events.get_nowait()
+
+    async def tick(self) -> None:
+        """One pass: failsafe programming, solve, writes."""
+        await self._program_failsafes()
+        now = self._clock.monotonic()
+        writes = self.controller.tick(now, self._snapshots(now))
+        first = [write for write in writes if write.kind.lowers_or_resets]
+        then = [write for write in writes if not write.kind.lowers_or_resets]
+        results = await asyncio.gather(*(self._apply(write) for write in first))
+        if not all(results):
+            # A charger that did not take its cut may still draw the old current: hand the
+            # capacity to nobody this tick. Keep-alives still go out.
+            then = [write for write in then if write.kind is WriteKind.KEEP_ALIVE]
+        await asyncio.gather(*(self._apply(write) for write in then))
+
+    def _snapshots(self, now: float) -> dict[str, ChargerSnapshot]:
+        snapshots: dict[str, ChargerSnapshot] = {}
+        for charger_id in self.controller.chargers:
+            connector = self.site.connector(charger_id)
+            session = connector.session
+            reading = connector.reading
+            need = self._needs.get(charger_id)
+            if need is not None and (session is None or session.id != need.session_id):
+                del self._needs[charger_id]
+                need = None
+            energy_left: float | None = None
+            departure_in: float | None = None
+            if need is not None and session is not None:
+                delivered = 0.0 if reading is None else reading.energy_wh - session.meter_start_wh
+                energy_left = max(0.0, need.energy_wh - delivered)
+                departure_in = need.departure_at - now
+            snapshots[charger_id] = ChargerSnapshot(
+                online=connector.online and reading is not None,
+                wants_current=session is not None and connector.desired_offer.enabled,
+                measured_a=reading.current_a if reading is not None else (0.0, 0.0, 0.0),
+                energy_needed_wh=energy_left,
+                departure_in_s=departure_in,
+            )
+        return snapshots
+
+    async def _apply(self, write: SetpointWrite) -> bool:
+        driver: ChargerControl = self.site.driver(write.charger_id)
+        allocated = self.site.connector(write.charger_id).allocated_current_a
+        if allocated is None or write.current_a < allocated:
+            # Lowered before the write goes out: a site poll that reads the charger while
+            # the cut is in flight must not restore the old, higher current. (A raise is
+            # published only once confirmed, for the same reason.)
+            self.site.set_allocated_current(write.charger_id, write.current_a)
+        try:
+            await driver.set_current_limit(write.current_a)
+            if write.kind is WriteKind.KEEP_ALIVE and isinstance(driver, FailsafeCapable):
+                # Some chargers are kept alive by their timeout register, not the setpoint.
+                await driver.refresh_watchdog()
+        except Exception as error:
+            logger.warning(
+                "balancing write failed: %s",
+                error,
+                extra={"charger_id": write.charger_id, "current_a": write.current_a},
+            )
+            return False
+        self.controller.confirm(write, self._clock.monotonic())
+        self.site.set_allocated_current(write.charger_id, write.current_a)
+        if write.kind is not WriteKind.KEEP_ALIVE:
+            logger.info(
+                "balancing setpoint",
+                extra={
+                    "charger_id": write.charger_id,
+                    "current_a": write.current_a,
+                    "kind": str(write.kind),
+                    "reason": self.controller.status(write.charger_id).reason,
+                },
+            )
+        return True
+
+    async def _program_failsafes(self) -> None:
+        for charger_id, charger in self.controller.chargers.items():
+            if charger_id in self._failsafe_done or not self.site.connector(charger_id).online:
+                continue
+            driver = self.site.driver(charger_id)
+            if charger.watchdog_timeout_s <= 0 or not isinstance(driver, FailsafeCapable):
+                self._failsafe_done.add(charger_id)
+                continue
+            try:
+                await driver.configure_failsafe(
+                    charger.failsafe_current_a, round(charger.watchdog_timeout_s)
+                )
+            except NotImplementedError:
+                logger.warning(
+                    "charger has no watchdog: it keeps its last setpoint if the gateway stops",
+                    extra={"charger_id": charger_id},
+                )
+                self._failsafe_done.add(charger_id)
+                continue
+            except Exception as error:
+                logger.warning(
+                    "could not program the failsafe: %s", error, extra={"charger_id": charger_id}
+                )
+                continue
+            self._failsafe_done.add(charger_id)
+            self.controller.planner.set_watchdog_armed(charger_id)
+            logger.info(
+                "failsafe programmed",
+                extra={
+                    "charger_id": charger_id,
+                    "failsafe_current_a": charger.failsafe_current_a,
+                    "watchdog_timeout_s": charger.watchdog_timeout_s,
+                },
+            )
