@@ -34,6 +34,9 @@ EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 DEFAULT_VENDOR: Final = "evgw"
+SHUTDOWN_GRACE_S: Final = 15.0
+"""How long a stop (Ctrl-C, SIGTERM) waits for clean-up before cancelling again: longer than
+a WebSocket close handshake and a store flush, well inside systemd's default 90 s stop timeout."""
 
 
 class Gateway:
@@ -235,6 +238,17 @@ async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
     if not task.done():
         logger.info("stopping")
         task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+        if not done:
+            # Something swallowed the cancellation or waits on a peer that does not answer:
+            # say what, then cancel once more. Committed store writes are durable either way.
+            stuck = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            logger.error(
+                "shutdown still waiting after %.0f s; cancelling again",
+                SHUTDOWN_GRACE_S,
+                extra={"tasks": stuck},
+            )
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return

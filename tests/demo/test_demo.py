@@ -7,6 +7,8 @@ import asyncio
 import signal
 import sys
 
+from gateway.cli import SHUTDOWN_GRACE_S
+
 DEMO_SECONDS = 25
 
 
@@ -38,7 +40,18 @@ async def test_demo_shows_sessions_and_stops_cleanly_on_sigint() -> None:
             await read_until_a_session_completed()
     finally:
         process.send_signal(signal.SIGINT)
-        rest, errors = await process.communicate()
+        try:
+            # Bounded, so that a demo that does not stop fails this test instead of hanging
+            # the suite; the gateway's own shutdown grace is SHUTDOWN_GRACE_S.
+            async with asyncio.timeout(SHUTDOWN_GRACE_S * 3):
+                rest, errors = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            rest, errors = await process.communicate()
+            raise AssertionError(
+                "evgw demo did not stop within its grace period after SIGINT:\n"
+                + errors.decode()[-4000:]
+            ) from None
     output = "".join(lines) + rest.decode()
     assert "StartTransaction" in output
     assert "⇒ transactionId 1" in output
