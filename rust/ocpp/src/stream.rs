@@ -168,16 +168,15 @@ impl Codec {
         }
     }
 
-    fn fast_message<S: Sink>(
-        &self,
-        frame: &[u8],
-        s: &mut S,
-    ) -> Result<FastMessageOf<S>, Stop<S::Error>> {
+    /// Read a frame's head up to its message id: within the size limit, an array whose first
+    /// element is a message type the single pass handles (2, 3, or 6 where the version has
+    /// SEND), followed by a string. Returns the message type with `jiter` at the id; anything
+    /// else is `Stop::Fallback`, left to the tree path, which names the exact error.
+    fn frame_head<E>(&self, frame: &[u8], jiter: &mut Jiter<'_>) -> Result<i64, Stop<E>> {
         // The frame array is level 1 and the payload level 2 of the depth limit.
         if frame.len() > self.max_frame_bytes() || self.max_depth() < 2 {
             return Err(Stop::Fallback);
         }
-        let mut jiter = Jiter::new(frame);
         if jiter.peek()? != Peek::Array {
             return Err(Stop::Fallback);
         }
@@ -195,6 +194,16 @@ impl Codec {
         if jiter.array_step()? != Some(Peek::String) {
             return Err(Stop::Fallback);
         }
+        Ok(message_type)
+    }
+
+    fn fast_message<S: Sink>(
+        &self,
+        frame: &[u8],
+        s: &mut S,
+    ) -> Result<FastMessageOf<S>, Stop<S::Error>> {
+        let mut jiter = Jiter::new(frame);
+        let message_type = self.frame_head(frame, &mut jiter)?;
         let id_start = jiter.current_index();
         let (message_id, pending) = {
             let id = jiter.known_str()?;
@@ -300,27 +309,8 @@ impl Codec {
     }
 
     fn scan_frame<S: Sink>(&self, frame: &[u8], s: &mut S) -> Result<OcppError, Stop<S::Error>> {
-        if frame.len() > self.max_frame_bytes() || self.max_depth() < 2 {
-            return Err(Stop::Fallback);
-        }
         let mut jiter = Jiter::new(frame);
-        if jiter.peek()? != Peek::Array {
-            return Err(Stop::Fallback);
-        }
-        let Some(first) = jiter.known_array()? else {
-            return Err(Stop::Fallback);
-        };
-        if !first.is_num() {
-            return Err(Stop::Fallback);
-        }
-        let message_type = match jiter.known_number(first)? {
-            NumberAny::Int(NumberInt::Int(t @ (2 | 3))) => t,
-            NumberAny::Int(NumberInt::Int(6)) if self.version().has_send() => 6,
-            _ => return Err(Stop::Fallback),
-        };
-        if jiter.array_step()? != Some(Peek::String) {
-            return Err(Stop::Fallback);
-        }
+        let message_type = self.frame_head(frame, &mut jiter)?;
         let id = jiter.known_str()?;
         if !crate::codec::valid_id(id) {
             return Err(Stop::Fallback);

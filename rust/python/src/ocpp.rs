@@ -258,10 +258,9 @@ impl Codec {
         action: &str,
         payload: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
-        let value = self.payload_from_py(payload)?;
-        self.inner
-            .encode_call(message_id, action, &value)
-            .map_err(|e| encode_error(payload.py(), e, self.inner.version()))
+        self.encode_with(payload, |codec, value| {
+            codec.encode_call(message_id, action, value)
+        })
     }
 
     fn encode_result(
@@ -270,10 +269,9 @@ impl Codec {
         action: &str,
         payload: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
-        let value = self.payload_from_py(payload)?;
-        self.inner
-            .encode_result(message_id, action, &value)
-            .map_err(|e| encode_error(payload.py(), e, self.inner.version()))
+        self.encode_with(payload, |codec, value| {
+            codec.encode_result(message_id, action, value)
+        })
     }
 
     fn encode_send(
@@ -282,10 +280,9 @@ impl Codec {
         action: &str,
         payload: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
-        let value = self.payload_from_py(payload)?;
-        self.inner
-            .encode_send(message_id, action, &value)
-            .map_err(|e| encode_error(payload.py(), e, self.inner.version()))
+        self.encode_with(payload, |codec, value| {
+            codec.encode_send(message_id, action, value)
+        })
     }
 
     #[pyo3(signature = (message_id, code, description = "", details = None))]
@@ -305,6 +302,17 @@ impl Codec {
 }
 
 impl Codec {
+    /// Convert `payload` from Python, then serialize it with `encode` (which validates it),
+    /// mapping the codec's errors to Python exceptions.
+    fn encode_with(
+        &self,
+        payload: &Bound<'_, PyAny>,
+        encode: impl FnOnce(&evgw_ocpp::Codec, &JsonValue<'static>) -> Result<String, EncodeError>,
+    ) -> PyResult<String> {
+        let value = self.payload_from_py(payload)?;
+        encode(&self.inner, &value).map_err(|e| encode_error(payload.py(), e, self.inner.version()))
+    }
+
     /// A payload (or details) object from Python; it sits at depth 2 of its frame.
     fn payload_from_py(&self, payload: &Bound<'_, PyAny>) -> PyResult<JsonValue<'static>> {
         if !payload.is_instance_of::<PyDict>() {
