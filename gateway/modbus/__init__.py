@@ -42,7 +42,8 @@ from gateway.modbus.registers import (
     decode_value,
     encode_value,
 )
-from gateway.modbus.simulator import SimulatedCharger, SimulatorServer
+from gateway.modbus.simulator import SimulatedCharger
+from gateway.modbus.simulator_server import SimulatorServer
 
 __all__ = [
     "ChargerOffline",
