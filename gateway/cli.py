@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """The `evgw` console script. Returns the exit code."""
     args = build_parser().parse_args(argv)  # exits 2 on usage errors
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a gateway
+    # that does not answer (or does not stop) is stuck, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         if args.command == "demo":
             from gateway.demo import run_demo

@@ -46,6 +46,9 @@ async def test_demo_shows_sessions_and_stops_cleanly_on_sigint() -> None:
             async with asyncio.timeout(SHUTDOWN_GRACE_S * 3):
                 rest, errors = await process.communicate()
         except TimeoutError:
+            # Ask for every thread's stack (faulthandler in evgw) before killing it.
+            process.send_signal(signal.SIGUSR1)
+            await asyncio.sleep(2)
             process.kill()
             rest, errors = await process.communicate()
             raise AssertionError(
