@@ -25,6 +25,10 @@ from gateway.balancing.topology import (
     Circuit,
     circuit_loads,
 )
+from gateway.core.meter import MeterReading
+
+METER_NONE, METER_FRESH, METER_STALE = 0, 1, 2
+"""The solver's `node_meter_state` codes."""
 
 MIN_RUN_S = 180.0
 """A session the solver admits keeps precedence over paused ones of its class for this long
@@ -142,9 +146,19 @@ class BalancingController:
         """The last decision for a charger. Raises KeyError for an unknown one."""
         return self._status[charger_id]
 
-    def tick(self, now: float, snapshots: Mapping[str, ChargerSnapshot]) -> list[SetpointWrite]:
+    def tick(
+        self,
+        now: float,
+        snapshots: Mapping[str, ChargerSnapshot],
+        meters: Mapping[str, MeterReading | None] | None = None,
+    ) -> list[SetpointWrite]:
         """Solve the whole site and plan the writes (cuts and restores first). A charger
-        missing from `snapshots` counts as offline."""
+        missing from `snapshots` counts as offline.
+
+        `meters` maps a metered circuit's id to its meter's latest reading, or to None when
+        that reading is stale: the circuit then counts as fully loaded, so every charger below
+        it pauses (load-balancing.md §6.2). With a fresh reading the circuit's capacity is its
+        limit minus the non-EV load (measured minus the managed chargers' draw, §2)."""
         ids = self.solver.charger_ids
         offline = {
             charger_id: not self._snapshot(snapshots, charger_id).online for charger_id in ids
@@ -168,7 +182,33 @@ class BalancingController:
             power = math.inf if circuit.max_power_w is None else circuit.max_power_w
             node_max_power.append(max(0.0, power - load[3]))
 
+        node_meter: list[float] = []
+        node_meter_state: list[int] = []
+        for node_id in self.solver.node_ids:
+            if meters is None or node_id not in meters:
+                node_meter.extend((0.0, 0.0, 0.0))
+                node_meter_state.append(METER_NONE)
+                continue
+            reading = meters[node_id]
+            if reading is None:
+                node_meter.extend((0.0, 0.0, 0.0))
+                node_meter_state.append(METER_STALE)
+            else:
+                # A meter without direction may read a small negative noise; never below 0.
+                node_meter.extend(max(0.0, amps) for amps in reading.current_a)
+                node_meter_state.append(METER_FRESH)
+
         columns = [self._snapshot(snapshots, charger_id) for charger_id in ids]
+        measured: list[float] = []
+        for charger_id, snapshot in zip(ids, columns, strict=True):
+            if offline[charger_id]:
+                # The meter sees an unreachable charger's draw; count it as the share kept
+                # reserved for it (already off the limits above), not as non-EV load twice.
+                amps = reserved[charger_id]
+                one_phase = self.chargers[charger_id].phases == 1
+                measured.extend((amps, 0.0, 0.0) if one_phase else (amps, amps, amps))
+            else:
+                measured.extend(max(0.0, amps) for amps in snapshot.measured_a)
         # A vehicle whose stated need is met asks for nothing more: its share goes to others.
         active = [int(s.online and s.wants_current and not _need_met(s)) for s in columns]
         setpoints, _phases, reasons, reason_nodes, reason_rows = self.solver.solve(
@@ -182,9 +222,11 @@ class BalancingController:
             departure_s=[
                 math.nan if s.departure_in_s is None else s.departure_in_s for s in columns
             ],
-            measured=[amps for s in columns for amps in s.measured_a],
+            measured=measured,
             node_max_current=node_max_current,
             node_max_power=node_max_power,
+            node_meter=node_meter,
+            node_meter_state=node_meter_state,
         )
         targets: dict[str, float] = {}
         for index, charger_id in enumerate(ids):

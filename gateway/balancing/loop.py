@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -28,6 +29,7 @@ from gateway.balancing.planner import SetpointWrite, WriteKind
 from gateway.core.charger import ChargerControl
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.events import ChargerConnectivityChanged, SessionEnded, SessionStarted, SiteEvent
+from gateway.core.meter import MeterReading
 from gateway.core.site import Site
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ class FailsafeCapable(Protocol):
 
     async def configure_failsafe(self, current_a: float, timeout_s: int) -> None: ...
     async def refresh_watchdog(self) -> None: ...
+
+
+class MeterSource(Protocol):
+    """Where the loop gets a circuit's meter reading (`gateway.meters.MeterMonitor`)."""
+
+    def latest(self, now: float | None = None) -> MeterReading | None:
+        """The latest reading, None when stale."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,10 @@ class BalancingLoop:
         *,
         interval_s: float = 2.0,
         clock: Clock | None = None,
+        meters: Mapping[str, MeterSource] | None = None,
     ) -> None:
+        """`meters` maps circuit ids to the meter measuring each (its headroom then comes
+        from the measurement; a stale meter pauses everything below it)."""
         if not MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
             raise ValueError(
                 f"interval_s must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g} s,"
@@ -80,8 +92,12 @@ class BalancingLoop:
         unknown = set(controller.chargers) - set(site.charger_ids)
         if unknown:
             raise ValueError(f"balanced chargers not on the site: {', '.join(sorted(unknown))}")
+        unknown_circuits = set(meters or {}) - set(controller.circuits)
+        if unknown_circuits:
+            raise ValueError(f"meters on unknown circuits: {', '.join(sorted(unknown_circuits))}")
         self.site = site
         self.controller = controller
+        self.meters: dict[str, MeterSource] = dict(meters or {})
         self.interval_s = interval_s
         self._clock: Clock = clock or SystemClock()
         self._needs: dict[str, VehicleNeed] = {}
@@ -127,18 +143,26 @@ class BalancingLoop:
     async def _next_tick(self, events: asyncio.Queue[SiteEvent]) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.interval_s):
-                while not isinstance(await events.get(), _RECOMPUTE_ON):
+                while not isinstance(event := await events.get(), _RECOMPUTE_ON):
                     pass
+                self._note(event)
                 # Let a burst (many vehicles plugging in after a power cut) land in one tick.
                 await asyncio.sleep(EVENT_SETTLE_S)
         while not events.empty():
-            events.get_nowait()
+            self._note(events.get_nowait())
+
+    def _note(self, event: SiteEvent) -> None:
+        if isinstance(event, ChargerConnectivityChanged) and not event.online:
+            # It may come back rebooted, its watchdog and failsafe current gone (KEBA,
+            # Alfen, Heidelberg lose them, chargers.md §5): program them again when it answers.
+            self._failsafe_done.discard(event.charger_id)
 
     async def tick(self) -> None:
         """One pass: failsafe programming, solve, writes."""
         await self._program_failsafes()
         now = self._clock.monotonic()
-        writes = self.controller.tick(now, self._snapshots(now))
+        readings = {circuit_id: meter.latest(now) for circuit_id, meter in self.meters.items()}
+        writes = self.controller.tick(now, self._snapshots(now), readings)
         first = [write for write in writes if write.kind.lowers_or_resets]
         then = [write for write in writes if not write.kind.lowers_or_resets]
         results = await asyncio.gather(*(self._apply(write) for write in first))
