@@ -199,6 +199,19 @@ class SimulatedChargePoint:
         self.advance()
         self._fault_code = 0
 
+    def reboot(self) -> None:
+        """Power-cycle the charger: what the gateway wrote (setpoint, failsafe current,
+        watchdog) is gone and charging is enabled again, as on chargers that keep none of
+        it across a reboot (KEBA's 5004, Alfen's setpoint, Heidelberg's 261/262, chargers.md
+        §3). The EV stays plugged in."""
+        self.advance()
+        self._setpoint_a = 0.0
+        self._enabled = True
+        self._failsafe_current_a = 0.0
+        self._watchdog_timeout_s = 0.0
+        self.watchdog_tripped = False
+        self._current_a = 0.0
+
     def advance(self) -> None:
         """Bring the physics up to the clock."""
         target_s = (self._clock() - self._clock_origin) * self.speed

@@ -160,6 +160,29 @@ async def test_an_offline_charger_keeps_its_share_until_its_failsafe_applies() -
         assert sum(sim.setpoint_a for sim in sims) <= FUSE_A
 
 
+async def test_a_rebooted_charger_gets_its_failsafe_and_setpoint_again() -> None:
+    async with balanced_site() as (sims, loop):
+        await until(lambda: all(sim.watchdog_timeout_s == WATCHDOG_S for sim in sims))
+        for index, sim in enumerate(sims):
+            sim.plug_in(rfid=f"TAG-{index}", energy_needed_wh=50_000)
+        await until(lambda: all(sim.setpoint_a == 8.0 for sim in sims))
+
+        port = sims[0].port
+        assert port is not None
+        await sims[0].stop()
+        await until(lambda: "offline" in loop.status("CP-0").reason)
+        sims[0].reboot()
+        assert (sims[0].failsafe_current_a, sims[0].watchdog_timeout_s) == (0.0, 0.0)
+        await sims[0].start("127.0.0.1", port)
+
+        # Back: the loop programs the watchdog and the failsafe current again and restores
+        # the balanced setpoint.
+        await until(lambda: sims[0].watchdog_timeout_s == WATCHDOG_S)
+        assert sims[0].failsafe_current_a == FAILSAFE_A
+        await until(lambda: sims[0].setpoint_a == 8.0)
+        assert sum(sim.setpoint_a for sim in sims) <= FUSE_A
+
+
 async def test_the_gateway_balances_only_when_circuits_are_configured(tmp_path: Path) -> None:
     charger = ChargerSection(id="CP-1", host="127.0.0.1", port=1502, failsafe_current_a=6.0)
     plain = GatewayConfig(
