@@ -16,9 +16,20 @@ Format::
     [[chargers]]
     id = "CP-1"                             # charge point identity upstream
     profile = "generic"                     # register map, gateway/modbus/profiles/<name>.toml
-    host = "192.0.2.10"
+    transport = "tcp"                       # tcp | rtu | rtu-over-tcp | mqtt
+    host = "192.0.2.10"                     # tcp and rtu-over-tcp
     port = 502
     unit_id = 1                             # default: the profile's
+    # RTU on a serial line (transport = "rtu"): chargers on the same serial_port share the bus,
+    # which must then have the same settings everywhere it is named.
+    serial_port = "/dev/ttyUSB0"
+    baudrate = 9600                         # 1200-921600
+    parity = "N"                            # N, E or O
+    stop_bits = 1                           # 1 or 2
+    byte_size = 8                           # 7 or 8
+    # MQTT chargers (transport = "mqtt"; needs the [mqtt] broker table; no profile):
+    mqtt_style = "go-e"                     # go-e | openwb | evgw (our own JSON schema)
+    mqtt_id = "012345"                      # the charger's id in its topics (default: id)
     poll_interval_s = 1.0
     max_current_a = 16.0
     phases = 3                              # 1 or 3
@@ -35,6 +46,30 @@ Format::
     watchdog_timeout_s = 60                 # that fallback's timeout; 0 = no watchdog (the
                                             # charger then keeps its last setpoint)
     priority = 0                            # admission class, higher first (-100..100)
+
+    [mqtt]                                  # the broker MQTT chargers talk through
+    host = "127.0.0.1"
+    port = 1883                             # default 8883 with tls = true
+    username = "evgw"                       # optional
+    password_env = "EVGW_MQTT_PASSWORD"     # or password_file = "/etc/evgw/mqtt-password";
+                                            # a literal `password` works but lands in backups
+    tls = false
+    ca_file = "/etc/evgw/ca.pem"            # with tls: the broker's CA (default: system CAs)
+    cert_file = "/etc/evgw/client.pem"      # with tls: optional client certificate and key
+    key_file = "/etc/evgw/client.key"
+    client_id = "evgw"
+    keepalive_s = 30
+    stale_after_s = 30.0                    # a charger silent this long counts as offline
+
+    [[meters]]                              # a site or circuit meter (Modbus), for headroom
+    id = "site"
+    profile = "eastron-sdm630"              # gateway/meters/profiles/<name>.toml
+    circuit = "grid"                        # the circuit whose load it measures
+    transport = "tcp"                       # tcp | rtu | rtu-over-tcp, keys as for chargers
+    host = "192.0.2.20"
+    unit_id = 1
+    poll_interval_s = 1.0
+    stale_after_s = 10.0                    # older readings count as "fully loaded"
 
     [[circuits]]                            # the fuse tree: exactly one root (no parent)
     id = "grid"
@@ -66,6 +101,7 @@ default). Errors name the key and the problem, e.g.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -120,13 +156,39 @@ class UpstreamSection:
     connection_timeout_s: int = 60
 
 
+TRANSPORTS: Final = ("tcp", "rtu", "rtu-over-tcp", "mqtt")
+MODBUS_TRANSPORTS: Final = ("tcp", "rtu", "rtu-over-tcp")
+MQTT_STYLES: Final = ("go-e", "openwb", "evgw")
+PARITIES: Final = ("N", "E", "O")
+BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSettings:
+    """An RS-485 line's settings (transport "rtu")."""
+
+    port: str
+    baudrate: int = 9600
+    parity: str = "N"
+    stop_bits: int = 1
+    byte_size: int = 8
+
+
 @dataclass(frozen=True, slots=True)
 class ChargerSection:
     id: str
-    host: str
+    host: str = ""
+    """tcp and rtu-over-tcp: the device or serial-to-Ethernet converter; "" otherwise."""
     profile: str = "generic"
     port: int = 502
     unit_id: int | None = None
+    transport: str = "tcp"
+    serial: SerialSettings | None = None
+    """transport "rtu": the serial line."""
+    mqtt_style: str | None = None
+    """transport "mqtt": go-e, openwb or evgw."""
+    mqtt_id: str | None = None
+    """transport "mqtt": the charger's id in its topics (default: `id`)."""
     poll_interval_s: float = 1.0
     max_current_a: float = 16.0
     phases: int = 3
@@ -160,6 +222,36 @@ class CircuitSection:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttSection:
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    """Resolved from `password`, `password_env` or `password_file`; never shown in repr."""
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_id: str = "evgw"
+    keepalive_s: int = 30
+    stale_after_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSection:
+    id: str
+    circuit: str
+    profile: str = "eastron-sdm630"
+    transport: str = "tcp"
+    host: str = ""
+    port: int = 502
+    unit_id: int | None = None
+    serial: SerialSettings | None = None
+    poll_interval_s: float = 1.0
+    stale_after_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class BalancingSection:
     interval_s: float = 2.0
     ramp_a_per_s: float = 0.5
@@ -176,6 +268,8 @@ class GatewayConfig:
     circuits: tuple[CircuitSection, ...] = ()
     """Empty: no load balancing, every session gets its charger's `max_current_a`."""
     balancing: BalancingSection = field(default_factory=BalancingSection)
+    mqtt: MqttSection | None = None
+    meters: tuple[MeterSection, ...] = ()
 
     @property
     def root_circuit(self) -> str | None:
@@ -198,7 +292,11 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
     """Validate an already parsed document. Raises `ConfigError` listing every problem."""
     problems: list[str] = []
     checker = _Checker(problems)
-    checker.only_keys("", document, {"gateway", "upstream", "chargers", "circuits", "balancing"})
+    checker.only_keys(
+        "",
+        document,
+        {"gateway", "upstream", "chargers", "circuits", "balancing", "mqtt", "meters"},
+    )
 
     gateway_table = checker.table("gateway", document.get("gateway", {}))
     checker.only_keys("gateway", gateway_table, {"store", "log_level"})
@@ -254,7 +352,18 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         seen_ids.add(charger.id)
         chargers.append(charger)
 
+    mqtt = _parse_mqtt(checker, document.get("mqtt"))
+    for index, charger in enumerate(chargers):
+        if charger.transport == "mqtt" and mqtt is None and "mqtt" not in document:
+            problems.append(
+                f'chargers[{index}].transport: "mqtt" needs an [mqtt] table naming the broker'
+            )
+    if mqtt is not None and not any(charger.transport == "mqtt" for charger in chargers):
+        problems.append('mqtt: no charger has transport = "mqtt"')
+    _check_serial_buses(problems, chargers)
+
     circuits = _parse_circuits(checker, document.get("circuits"))
+    meters = _parse_meters(checker, document.get("meters"))
     balancing_table = checker.table("balancing", document.get("balancing"))
     checker.only_keys("balancing", balancing_table, set(BalancingSection.__dataclass_fields__))
     if balancing_table and not circuits:
@@ -275,6 +384,8 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
     )
     if not problems:
         _check_balancing(problems, circuits, chargers)
+    if not problems:
+        _check_meters(problems, meters, circuits)
 
     if problems:
         raise ConfigError(problems, source)
@@ -284,6 +395,8 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         gateway=gateway,
         circuits=tuple(circuits),
         balancing=balancing,
+        mqtt=mqtt,
+        meters=tuple(meters),
     )
 
 
@@ -399,7 +512,37 @@ def _check_balancing(
         )
 
 
-_CHARGER_KEYS = frozenset(ChargerSection.__dataclass_fields__)
+_SERIAL_KEYS = frozenset({"serial_port", "baudrate", "parity", "stop_bits", "byte_size"})
+_CHARGER_KEYS = (frozenset(ChargerSection.__dataclass_fields__) - {"serial"}) | _SERIAL_KEYS
+
+
+def _parse_endpoint(
+    checker: _Checker, where: str, table: Mapping[str, Any], transports: tuple[str, ...]
+) -> tuple[str, str, int, SerialSettings | None]:
+    """transport, host, port and serial settings; names the key that does not fit the
+    transport (a serial_port on a TCP charger is a mistake worth hearing about)."""
+    transport = checker.choice(f"{where}.transport", table.get("transport", "tcp"), transports)
+    host = ""
+    port = 502
+    serial: SerialSettings | None = None
+    if transport in ("tcp", "rtu-over-tcp"):
+        host = checker.text(f"{where}.host", table.get("host"))
+        port = checker.integer(f"{where}.port", table.get("port", 502), 1, 65535)
+        stray = sorted(_SERIAL_KEYS & set(table))
+    elif transport == "rtu":
+        serial = SerialSettings(
+            port=checker.text(f"{where}.serial_port", table.get("serial_port")),
+            baudrate=checker.choice(f"{where}.baudrate", table.get("baudrate", 9600), BAUDRATES),
+            parity=checker.choice(f"{where}.parity", table.get("parity", "N"), PARITIES),
+            stop_bits=checker.choice(f"{where}.stop_bits", table.get("stop_bits", 1), (1, 2)),
+            byte_size=checker.choice(f"{where}.byte_size", table.get("byte_size", 8), (7, 8)),
+        )
+        stray = sorted({"host", "port"} & set(table))
+    else:
+        stray = sorted((_SERIAL_KEYS | {"host", "port", "unit_id", "profile"}) & set(table))
+    for key in stray:
+        checker.problems.append(f"{where}.{key}: does not apply to transport {transport!r}")
+    return transport, host, port, serial
 
 
 def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | None:
@@ -415,6 +558,23 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         )
     unit_id = table.get("unit_id")
     circuit = table.get("circuit")
+    transport, host, port, serial = _parse_endpoint(checker, where, table, TRANSPORTS)
+    mqtt_style: str | None = None
+    mqtt_id: str | None = None
+    if transport == "mqtt":
+        mqtt_style = checker.choice(f"{where}.mqtt_style", table.get("mqtt_style"), MQTT_STYLES)
+        raw_mqtt_id = table.get("mqtt_id")
+        mqtt_id = identity if raw_mqtt_id is None else checker.text(f"{where}.mqtt_id", raw_mqtt_id)
+        if mqtt_id and any(char in mqtt_id for char in "+#/"):
+            checker.problems.append(
+                f"{where}.mqtt_id: must not contain MQTT wildcards or '/', got {mqtt_id!r}"
+            )
+    else:
+        for key in ("mqtt_style", "mqtt_id"):
+            if key in table:
+                checker.problems.append(
+                    f'{where}.{key}: only for transport "mqtt", not {transport!r}'
+                )
     failsafe = checker.number(
         f"{where}.failsafe_current_a", table.get("failsafe_current_a", 0.0), 0.0, 1000.0
     )
@@ -425,10 +585,14 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         )
     return ChargerSection(
         id=identity,
-        host=checker.text(f"{where}.host", table.get("host")),
+        host=host,
         profile=checker.text(f"{where}.profile", table.get("profile", "generic")),
-        port=checker.integer(f"{where}.port", table.get("port", 502), 1, 65535),
+        port=port,
         unit_id=None if unit_id is None else checker.integer(f"{where}.unit_id", unit_id, 0, 255),
+        transport=transport,
+        serial=serial,
+        mqtt_style=mqtt_style,
+        mqtt_id=mqtt_id,
         poll_interval_s=checker.number(
             f"{where}.poll_interval_s", table.get("poll_interval_s", 1.0), 0.1, 3600
         ),
@@ -455,6 +619,171 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         ),
         priority=checker.integer(f"{where}.priority", table.get("priority", 0), -100, 100),
     )
+
+
+def _check_serial_buses(problems: list[str], chargers: list[ChargerSection]) -> None:
+    """Chargers naming the same serial port share one bus: its settings must agree."""
+    first: dict[str, tuple[int, SerialSettings]] = {}
+    for index, charger in enumerate(chargers):
+        if charger.serial is None:
+            continue
+        seen = first.setdefault(charger.serial.port, (index, charger.serial))
+        if seen[1] != charger.serial:
+            problems.append(
+                f"chargers[{index}].serial_port: {charger.serial.port!r} is already used by"
+                f" chargers[{seen[0]}] with other settings ({_serial_text(seen[1])} there,"
+                f" {_serial_text(charger.serial)} here); one bus has one setting"
+            )
+
+
+def _serial_text(serial: SerialSettings) -> str:
+    return f"{serial.baudrate} {serial.byte_size}{serial.parity}{serial.stop_bits}"
+
+
+_MQTT_KEYS = frozenset(MqttSection.__dataclass_fields__) | {"password_env", "password_file"}
+
+
+def _parse_mqtt(checker: _Checker, raw: Any) -> MqttSection | None:
+    if raw is None:
+        return None
+    table = checker.table("mqtt", raw)
+    checker.only_keys("mqtt", table, _MQTT_KEYS)
+    tls = table.get("tls", False)
+    if not isinstance(tls, bool):
+        checker.problems.append(f"mqtt.tls: must be true or false, got {_shown(tls)}")
+        tls = False
+    username = table.get("username")
+
+    def optional_path(key: str) -> Path | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not tls:
+            checker.problems.append(f"mqtt.{key}: only with tls = true")
+        return Path(checker.text(f"mqtt.{key}", value))
+
+    ca_file = optional_path("ca_file")
+    cert_file = optional_path("cert_file")
+    key_file = optional_path("key_file")
+    if (cert_file is None) != (key_file is None):
+        checker.problems.append(
+            "mqtt.cert_file: a client certificate needs both cert_file and key_file"
+        )
+    return MqttSection(
+        host=checker.text("mqtt.host", table.get("host")),
+        port=checker.integer("mqtt.port", table.get("port", 8883 if tls else 1883), 1, 65535),
+        username=None if username is None else checker.text("mqtt.username", username),
+        password=_secret(checker, "mqtt", "password", table),
+        tls=tls,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        client_id=checker.text("mqtt.client_id", table.get("client_id", "evgw")),
+        keepalive_s=checker.integer("mqtt.keepalive_s", table.get("keepalive_s", 30), 5, 3600),
+        stale_after_s=checker.number(
+            "mqtt.stale_after_s", table.get("stale_after_s", 30.0), 1.0, 3600.0
+        ),
+    )
+
+
+def _secret(checker: _Checker, where: str, key: str, table: Mapping[str, Any]) -> str | None:
+    """A secret from `key`, `key_env` (an environment variable) or `key_file` (a file's
+    first line): at most one of them. The value is never put into a problem message."""
+    given = [name for name in (key, f"{key}_env", f"{key}_file") if name in table]
+    if not given:
+        return None
+    if len(given) > 1:
+        checker.problems.append(f"{where}.{given[1]}: give only one of {', '.join(given)}")
+        return None
+    name = given[0]
+    value = table[name]
+    if not isinstance(value, str) or not value:
+        checker.problems.append(f"{where}.{name}: must be a non-empty string")
+        return None
+    if name == key:
+        return value
+    if name.endswith("_env"):
+        secret = os.environ.get(value)
+        if secret is None:
+            checker.problems.append(f"{where}.{name}: environment variable {value} is not set")
+        return secret
+    try:
+        lines = Path(value).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        checker.problems.append(f"{where}.{name}: cannot read {value}: {error.strerror or error}")
+        return None
+    if not lines or not lines[0]:
+        checker.problems.append(f"{where}.{name}: {value} is empty")
+        return None
+    return lines[0]
+
+
+_METER_KEYS = (frozenset(MeterSection.__dataclass_fields__) - {"serial"}) | _SERIAL_KEYS
+
+
+def _parse_meters(checker: _Checker, raw_meters: Any) -> list[MeterSection]:
+    if raw_meters is None:
+        return []
+    if not isinstance(raw_meters, list):
+        checker.problems.append("meters: must be an array of tables [[meters]]")
+        return []
+    meters: list[MeterSection] = []
+    for index, raw in enumerate(raw_meters):
+        where = f"meters[{index}]"
+        table = checker.table(where, raw)
+        checker.only_keys(where, table, _METER_KEYS)
+        transport, host, port, serial = _parse_endpoint(checker, where, table, MODBUS_TRANSPORTS)
+        unit_id = table.get("unit_id")
+        poll = checker.number(
+            f"{where}.poll_interval_s", table.get("poll_interval_s", 1.0), 0.1, 60
+        )
+        stale = checker.number(
+            f"{where}.stale_after_s", table.get("stale_after_s", 10.0), 0.2, 3600
+        )
+        if stale <= poll:
+            checker.problems.append(
+                f"{where}.stale_after_s: {stale:g} s must be longer than poll_interval_s {poll:g} s"
+            )
+        meters.append(
+            MeterSection(
+                id=checker.text(f"{where}.id", table.get("id")),
+                circuit=checker.text(f"{where}.circuit", table.get("circuit")),
+                profile=checker.text(f"{where}.profile", table.get("profile", "eastron-sdm630")),
+                transport=transport,
+                host=host,
+                port=port,
+                unit_id=None
+                if unit_id is None
+                else checker.integer(f"{where}.unit_id", unit_id, 0, 255),
+                serial=serial,
+                poll_interval_s=poll,
+                stale_after_s=stale,
+            )
+        )
+    return meters
+
+
+def _check_meters(
+    problems: list[str], meters: list[MeterSection], circuits: list[CircuitSection]
+) -> None:
+    known = {circuit.id for circuit in circuits}
+    seen_ids: set[str] = set()
+    measured: dict[str, int] = {}
+    for index, meter in enumerate(meters):
+        where = f"meters[{index}]"
+        if meter.id in seen_ids:
+            problems.append(f"{where}.id: duplicate meter id {meter.id!r}")
+        seen_ids.add(meter.id)
+        if not circuits:
+            problems.append(f"{where}.circuit: a meter needs [[circuits]] to give headroom to")
+        elif meter.circuit not in known:
+            problems.append(f"{where}.circuit: unknown circuit {meter.circuit!r}")
+        elif meter.circuit in measured:
+            problems.append(
+                f"{where}.circuit: {meter.circuit!r} is already measured by"
+                f" meters[{measured[meter.circuit]}]"
+            )
+        measured.setdefault(meter.circuit, index)
 
 
 @dataclass(slots=True)
