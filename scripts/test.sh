@@ -20,6 +20,16 @@ step() {
     fi
 }
 
+# The MQTT tests run a real Mosquitto broker (Debian's package). The tests start and stop
+# their own brokers on free ports; the packaged service is not used.
+if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then
+    echo "=== install: apt-get install mosquitto"
+    if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+    { "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq \
+        --no-install-recommends mosquitto; } >/dev/null \
+        || { echo "=== install: FAILED (mosquitto)"; exit 1; }
+fi
+
 # Installing builds the Rust extension (release profile) into gateway/ as an editable
 # install, with the pinned test dependencies. A failed install makes every later step moot.
 echo "=== install: pip install -e .[test]"
