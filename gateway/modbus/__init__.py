@@ -1,4 +1,4 @@
-"""Southbound Modbus TCP: charger profiles as data, register codecs, the async driver, a
+"""Southbound Modbus (TCP, RTU on a serial line, RTU over TCP): charger profiles as data, register codecs, the async driver, a
 poller, and a simulated charger with an EV model for tests and the demo.
 
 Typical use::
@@ -14,10 +14,14 @@ from gateway.modbus.driver import ModbusCharger
 from gateway.modbus.link import (
     ModbusConnectionError,
     ModbusExceptionResponse,
+    ModbusLink,
     ModbusLinkError,
     ModbusLinkPool,
+    ModbusRtuOverTcpLink,
+    ModbusSerialLink,
     ModbusTcpLink,
     ModbusTimeout,
+    SerialSettings,
 )
 from gateway.modbus.poller import (
     ChargerOffline,
@@ -42,8 +46,9 @@ from gateway.modbus.registers import (
     decode_value,
     encode_value,
 )
+from gateway.modbus.serial_pair import SerialPair
 from gateway.modbus.simulator import SimulatedCharger
-from gateway.modbus.simulator_server import SimulatorServer
+from gateway.modbus.simulator_server import ServedRequest, SimulatorServer
 
 __all__ = [
     "ChargerOffline",
@@ -54,8 +59,11 @@ __all__ = [
     "ModbusCharger",
     "ModbusConnectionError",
     "ModbusExceptionResponse",
+    "ModbusLink",
     "ModbusLinkError",
     "ModbusLinkPool",
+    "ModbusRtuOverTcpLink",
+    "ModbusSerialLink",
     "ModbusTcpLink",
     "ModbusTimeout",
     "PollEvent",
@@ -63,6 +71,9 @@ __all__ = [
     "RegisterDecodeError",
     "RegisterSpec",
     "RegisterType",
+    "SerialPair",
+    "SerialSettings",
+    "ServedRequest",
     "SimulatedCharger",
     "SimulatorServer",
     "WordOrder",
