@@ -38,6 +38,31 @@ class CpState(StrEnum):
         return self in (CpState.E, CpState.F)
 
 
+class OcppErrorCode(StrEnum):
+    """OCPP 1.6 ChargePointErrorCode: what a charger's vendor fault code means upstream.
+
+    Profiles map vendor codes to these (`[errors]`); a non-zero code they do not map is
+    `OTHER_ERROR`, and the vendor code itself goes into StatusNotification.vendorErrorCode.
+    """
+
+    CONNECTOR_LOCK_FAILURE = "ConnectorLockFailure"
+    EV_COMMUNICATION_ERROR = "EVCommunicationError"
+    GROUND_FAILURE = "GroundFailure"
+    HIGH_TEMPERATURE = "HighTemperature"
+    INTERNAL_ERROR = "InternalError"
+    LOCAL_LIST_CONFLICT = "LocalListConflict"
+    NO_ERROR = "NoError"
+    OTHER_ERROR = "OtherError"
+    OVER_CURRENT_FAILURE = "OverCurrentFailure"
+    OVER_VOLTAGE = "OverVoltage"
+    POWER_METER_FAILURE = "PowerMeterFailure"
+    POWER_SWITCH_FAILURE = "PowerSwitchFailure"
+    READER_FAILURE = "ReaderFailure"
+    RESET_FAILURE = "ResetFailure"
+    UNDER_VOLTAGE = "UnderVoltage"
+    WEAK_SIGNAL = "WeakSignal"
+
+
 @dataclass(frozen=True, slots=True)
 class ChargerReading:
     """One consistent poll of a charger.
@@ -59,6 +84,8 @@ class ChargerReading:
     """An RFID tag presented at the charger and not yet consumed, if the charger has a reader."""
     error_code: int = 0
     """The vendor's fault code; 0 means no fault."""
+    ocpp_error_code: OcppErrorCode = OcppErrorCode.NO_ERROR
+    """`error_code` (or a fault state without one) as an OCPP 1.6 ChargePointErrorCode."""
 
 
 class ChargerControl(Protocol):

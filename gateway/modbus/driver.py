@@ -1,17 +1,19 @@
-"""A charger on a Modbus TCP link, driven by its profile."""
+"""A charger on a Modbus link, driven by its profile."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gateway.core.charger import ChargerReading, ChargerUnavailable
-from gateway.modbus.link import ModbusLinkError, ModbusTcpLink
+from gateway.modbus.link import ModbusLink, ModbusLinkError
 from gateway.modbus.profile import (
     ChargerProfile,
     Confidence,
     CurrentWrite,
+    EnergyCounter,
     PauseMode,
     ReadRequest,
     RegisterSpec,
@@ -63,20 +65,30 @@ class ModbusCharger:
     Implements `ChargerControl`. Every method raises `ChargerUnavailable` (with the device, unit,
     registers and what happened) when the charger cannot be reached, answers with a Modbus
     exception or answers with garbage; `ValueError` for a command the charger must not get.
+
+    The profile's start-up writes (`initialize()`) go out before the first request and again
+    after any failed request (the charger may have rebooted: Heidelberg's standby must be off
+    for Modbus to keep working), together with the failsafe last programmed. A profile with a
+    `[writes.keep_alive]` (Alfen: the setpoint is valid for a time set in the app) gets its
+    setpoint rewritten from `read()` once `interval_s` has passed since the last write, on the
+    driver's `clock`, so a polled charger keeps the gateway's setpoint and one the gateway has
+    stopped polling falls back to its safe current.
     """
 
     def __init__(
         self,
-        link: ModbusTcpLink,
+        link: ModbusLink,
         unit_id: int | None,
         profile: ChargerProfile,
         *,
         name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.link = link
         self.unit_id = profile.default_unit_id if unit_id is None else unit_id
         self.profile = profile
         self.name = name or f"{profile.name}@{link.endpoint}/{self.unit_id}"
+        self._clock = clock
         self._read_plan = profile.plan_reads(profile.reading_registers)
         self._last_rfid = ""
         # What the gateway last commanded, for chargers that cannot report it back.
@@ -84,6 +96,12 @@ class ModbusCharger:
         self._setpoint_a = 0.0
         self._paused = False
         self._watchdog_timeout_s = 0
+        self._failsafe: tuple[float, int] | None = None
+        self._setpoint_written_at: float | None = None
+        self._initialized = False
+        # A per-session energy register, added up into a growing counter.
+        self._energy_base_wh = 0.0
+        self._last_session_wh = 0.0
         self._warned_unverified: set[str] = set()
 
     def __repr__(self) -> str:
@@ -103,12 +121,45 @@ class ModbusCharger:
                 specs.append(spec)
         return await self._read(self.profile.plan_reads(specs))
 
+    async def initialize(self) -> None:
+        """Write what the model needs once per connection or after a reboot: the profile's
+        start-up writes (Heidelberg: standby off, remote lock open) and the failsafe last
+        programmed with `configure_failsafe` (Heidelberg's 262 is 0 after power-up).
+        Idempotent: every write sets an absolute value. Called by the other methods before
+        their first request and after a failed one; call it directly after a known reboot."""
+        for write in self.profile.startup:
+            spec = self.profile.registers[write.register]
+            raw = write.value / spec.scale
+            value: float = round(raw) if spec.type.is_integer else raw
+            await self._write(spec, encode_value(value, spec.type, spec.word_order))
+        if self._failsafe is not None:
+            await self._program_failsafe(*self._failsafe)
+        self._initialized = True
+
+    @property
+    def keep_alive_interval_s(self) -> float | None:
+        """How often the charger's watchdog needs a refresh, None when it has none: the
+        profile's keep-alive period, or half the programmed watchdog timeout (evcc/KEBA)."""
+        if self.profile.keep_alive is not None:
+            return self.profile.keep_alive.interval_s
+        if self._watchdog_timeout_s > 0:
+            return self._watchdog_timeout_s / 2
+        return None
+
     async def read(self) -> ChargerReading:
         """Poll the charger once.
 
         `rfid` is set only on the reading where the charger's tag changes from none (or
         another tag) to a tag, so a tag presented once is reported once.
         """
+        await self._ensure_initialized()
+        keep_alive = self.profile.keep_alive
+        if (
+            keep_alive is not None
+            and self._setpoint_written_at is not None
+            and self._clock() - self._setpoint_written_at >= keep_alive.interval_s
+        ):
+            await self.refresh_watchdog()
         values = await self._read(self._read_plan)
         try:
             reading = self._reading(values)
@@ -134,13 +185,19 @@ class ModbusCharger:
                 extra={"charger": self.name, "asked_a": amps, "max_a": write.max_a},
             )
             amps = write.max_a
-        spec = self.profile.registers[write.register]
+        await self._ensure_initialized()
         if amps == 0 and write.pause is PauseMode.DISABLE:
             await self._write_enable(False)
             self._paused = True
             self._setpoint_a = 0.0
             return
-        await self._write(spec, raw_setpoint(write, spec, amps))
+        if self.profile.enable is None and not self._enabled:
+            # Disabled through the setpoint: keep it at 0 and remember the new limit for
+            # set_enabled(True).
+            await self._write_setpoint(0.0)
+            self._setpoint_a = round_down_to_resolution(amps, write.resolution_a)
+            return
+        await self._write_setpoint(amps)
         self._setpoint_a = round_down_to_resolution(amps, write.resolution_a)
         if write.pause is PauseMode.DISABLE and self._enabled:
             # Re-enable after a pause; this also re-arms a KEBA after its failsafe has fired,
@@ -151,13 +208,43 @@ class ModbusCharger:
     async def set_enabled(self, enabled: bool) -> None:
         """Enable or disable charging. A profile without an enable register pauses through
         the setpoint instead (0 A) and restores the last setpoint on enable."""
+        await self._ensure_initialized()
         self._enabled = enabled
         if self.profile.enable is None:
-            spec = self.profile.registers[self.profile.current.register]
-            amps = self._setpoint_a if enabled else 0.0
-            await self._write(spec, raw_setpoint(self.profile.current, spec, amps))
+            await self._write_setpoint(self._setpoint_a if enabled else 0.0)
             return
         await self._write_enable(enabled and not self._paused)
+
+    async def set_phases(self, phases: int) -> None:
+        """Switch the charger to 1 or 3 phases (1p/3p switching). Raises
+        `NotImplementedError` when the profile has no `[writes.phases]`."""
+        write = self.profile.phases
+        if write is None:
+            raise NotImplementedError(
+                f"{self.name}: profile {self.profile.name!r} has no 1p/3p phase switching "
+                "([writes.phases])"
+            )
+        if phases not in (1, 3):
+            raise ValueError(f"{self.name}: {phases} phases: a charger switches 1 or 3")
+        await self._ensure_initialized()
+        spec = self.profile.registers[write.register]
+        await self._write(spec, encode_value(write.value(phases), spec.type, spec.word_order))
+
+    async def read_phases(self) -> int | None:
+        """The phases in force (1 or 3) from the profile's readback register; None when the
+        profile has none. Raises `RegisterDecodeError` for a value that means neither."""
+        write = self.profile.phases
+        if write is None or write.readback is None:
+            return None
+        await self._ensure_initialized()
+        value = (await self.read_values([write.readback]))[write.readback]
+        phases = write.phases(int(value)) if not isinstance(value, str) else None
+        if phases is None:
+            raise RegisterDecodeError(
+                f"{self.name}: {write.readback} = {value!r} is neither "
+                f"{write.one_phase} (1 phase) nor {write.three_phases} (3 phases)"
+            )
+        return phases
 
     async def configure_failsafe(self, current_a: float, timeout_s: int) -> None:
         """Program the watchdog: if the gateway writes nothing for `timeout_s` seconds the
@@ -177,6 +264,13 @@ class ModbusCharger:
                 f"{self.name}: watchdog timeout {timeout_s} s outside 0 or "
                 f"{watchdog.min_s}..{watchdog.max_s} s"
             )
+        await self._ensure_initialized()
+        await self._program_failsafe(current_a, timeout_s)
+        self._failsafe = (current_a, timeout_s)
+
+    async def _program_failsafe(self, current_a: float, timeout_s: int) -> None:
+        failsafe = self.profile.failsafe_current
+        assert failsafe is not None
         failsafe_spec = self.profile.registers[failsafe.register]
         await self._write(failsafe_spec, raw_setpoint(failsafe, failsafe_spec, current_a))
         await self._write_watchdog(timeout_s)
@@ -184,14 +278,35 @@ class ModbusCharger:
 
     async def refresh_watchdog(self) -> None:
         """Keep the charger's watchdog from expiring; call well inside the timeout (every
-        timeout/2 for KEBA per evcc, chargers.md §5)."""
+        `keep_alive_interval_s`: timeout/2 for KEBA per evcc, 25 s for Alfen, chargers.md §5).
+        Rewrites the timeout register or the setpoint in force, as the profile says."""
         watchdog = self.profile.watchdog
-        if watchdog is None:
-            return
-        if watchdog.refresh is WatchdogRefresh.TIMEOUT:
+        keep_alive = self.profile.keep_alive
+        if watchdog is not None and watchdog.refresh is WatchdogRefresh.TIMEOUT:
+            await self._ensure_initialized()
             await self._write_watchdog(self._watchdog_timeout_s)
-        else:
-            await self.set_current_limit(self._setpoint_a)
+        elif watchdog is not None or keep_alive is not None:
+            await self._ensure_initialized()
+            if self.profile.current.pause is PauseMode.DISABLE and self._paused:
+                await self._write_enable(False)
+            else:
+                await self._write_setpoint(self._in_force_a())
+
+    def _in_force_a(self) -> float:
+        """The setpoint the charger should hold now, as far as the setpoint register goes."""
+        if self._paused or (self.profile.enable is None and not self._enabled):
+            return 0.0
+        return self._setpoint_a
+
+    async def _write_setpoint(self, amps: float) -> None:
+        write = self.profile.current
+        spec = self.profile.registers[write.register]
+        await self._write(spec, raw_setpoint(write, spec, amps))
+        self._setpoint_written_at = self._clock()
+
+    async def _ensure_initialized(self) -> None:
+        if not self._initialized:
+            await self.initialize()
 
     async def _write_watchdog(self, timeout_s: int) -> None:
         assert self.profile.watchdog is not None
@@ -215,9 +330,11 @@ class ModbusCharger:
                 "writing an unverified register",
                 extra={"charger": self.name, "register": spec.name, "address": spec.address},
             )
+        unit_id = self.unit_id if spec.unit_id is None else spec.unit_id
         try:
-            await self.link.write_registers(self.unit_id, spec.address, words)
+            await self.link.write_registers(unit_id, spec.address, words)
         except ModbusLinkError as exc:
+            self._initialized = False
             raise ChargerUnavailable(f"{self.name}: {spec.name}: {exc}") from exc
         log.debug(
             "modbus write",
@@ -228,11 +345,13 @@ class ModbusCharger:
         values: dict[str, RegisterValue] = {}
         for request in plan:
             names = ", ".join(spec.name for spec in request.registers)
+            unit_id = self.unit_id if request.unit_id is None else request.unit_id
             try:
                 words = await self.link.read_registers(
-                    self.unit_id, request.table, request.address, request.count
+                    unit_id, request.table, request.address, request.count
                 )
             except ModbusLinkError as exc:
+                self._initialized = False
                 raise ChargerUnavailable(f"{self.name}: {names}: {exc}") from exc
             for spec in request.registers:
                 offset = spec.address - request.address
@@ -245,7 +364,8 @@ class ModbusCharger:
         return values
 
     def _reading(self, values: Mapping[str, RegisterValue]) -> ChargerReading:
-        state_values = {name: int(values[name]) for name in self.profile.state.registers}
+        state = self.profile.state
+        state_values = {name: state.value(name, values[name]) for name in state.registers}
         try:
             cp_state = self.profile.state.decode(state_values)
         except RegisterDecodeError as exc:
@@ -266,14 +386,23 @@ class ModbusCharger:
         tag = str(values.get("rfid", "") or "")
         rfid = tag if tag and tag != self._last_rfid else None
         self._last_rfid = tag
+        energy = number("energy")
+        if self.profile.registers["energy"].counter is EnergyCounter.SESSION:
+            if energy < self._last_session_wh:
+                # A new session restarted the counter: bank the last one's total.
+                self._energy_base_wh += self._last_session_wh
+            self._last_session_wh = energy
+            energy += self._energy_base_wh
+        error_code = int(number("error_code"))
         return ChargerReading(
             cp_state=cp_state,
             enabled=enabled,
             current_a=(number("current_l1"), number("current_l2"), number("current_l3")),
             voltage_v=(number("voltage_l1"), number("voltage_l2"), number("voltage_l3")),
             power_w=number("power"),
-            energy_wh=number("energy"),
+            energy_wh=energy,
             setpoint_a=setpoint,
             rfid=rfid,
-            error_code=int(number("error_code")),
+            error_code=error_code,
+            ocpp_error_code=self.profile.ocpp_error_code(error_code, cp_state),
         )

@@ -7,7 +7,17 @@ failsafe current and watchdog, and gives the request rules for the model.
 
 Registers whose names are in `READING_ROLES` feed the `ChargerReading`; any other register is
 informational (serial number, firmware) and read only on request. Shipped profiles live in
-`gateway/modbus/profiles/<name>.toml`; see `generic.toml` for a fully commented example.
+`gateway/modbus/profiles/<name>.toml`; see `generic.toml` for a fully commented example of
+every key, including the ones no generic charger needs:
+
+- state registers that hold strings (Alfen's Mode 3 state "C2") or a bit field of an integer
+  register (ABB 0x400C: `[state.bits]`), and rules that match "any value but" (`{ not = [0] }`);
+- a register on another unit id than the charger's (`unit_id`, Alfen's station on unit 200);
+- an energy register that restarts with every session (`counter = "session"`, ABB);
+- 1p/3p phase switching (`[writes.phases]`), start-up writes (`[writes.startup]`), a keep-alive
+  for chargers whose watchdog time is set outside the gateway (`[writes.keep_alive]`);
+- vendor fault codes as OCPP 1.6 ChargePointErrorCodes (`[errors]`);
+- the least gap between two requests (`[requests] min_gap_s`, Heidelberg).
 """
 
 from __future__ import annotations
@@ -24,12 +34,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from gateway.core.charger import CpState
+from gateway.core.charger import CpState, OcppErrorCode
 from gateway.modbus.registers import (
     RegisterDecodeError,
     RegisterType,
     RegisterValue,
     WordOrder,
+    encode_value,
     register_count,
 )
 
@@ -88,7 +99,22 @@ class WatchdogRefresh(StrEnum):
     TIMEOUT = "timeout"
     """Rewrite the watchdog timeout register (evcc's KEBA keep-alive, chargers.md §5)."""
     SETPOINT = "setpoint"
-    """Rewrite the current setpoint (any write restarts the watchdog)."""
+    """Rewrite the current setpoint (any write restarts the watchdog; Alfen: a 1210 write
+    within the validity time)."""
+
+
+class EnergyCounter(StrEnum):
+    """What the `energy` register counts."""
+
+    LIFETIME = "lifetime"
+    """Lifetime import: a session's energy is the difference of two readings."""
+    SESSION = "session"
+    """Energy of the current session, restarting at 0 with the next one (ABB 0x401E): the
+    driver adds the sessions up into a counter that only grows while it runs."""
+
+
+StateValue = int | str
+"""A state register's value as rules see it: an integer (after `[state.bits]`) or a string."""
 
 
 READING_ROLES: Mapping[str, str | None] = MappingProxyType(
@@ -136,6 +162,11 @@ class RegisterSpec:
     sim_value: RegisterValue | None = None
     """A constant the simulator serves for an informational register (after scaling)."""
     description: str = ""
+    unit_id: int | None = None
+    """The unit id this register lives on when it is not the charger's own (Alfen: station
+    registers on unit 200, socket registers on the socket's unit 1 or 2)."""
+    counter: EnergyCounter = EnergyCounter.LIFETIME
+    """For the `energy` register: lifetime or per-session counter."""
 
     @property
     def end(self) -> int:
@@ -144,37 +175,82 @@ class RegisterSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StateCondition:
+    """A state register's value is (or, with `negate`, is not) one of `values`."""
+
+    register: str
+    values: frozenset[StateValue]
+    negate: bool = False
+
+    def holds(self, value: StateValue) -> bool:
+        return (value in self.values) != self.negate
+
+
+@dataclass(frozen=True, slots=True)
 class StateRule:
     """Maps the state registers to a `CpState` when every condition holds."""
 
-    conditions: tuple[tuple[str, frozenset[int]], ...]
+    conditions: tuple[StateCondition, ...]
     cp_state: CpState
 
-    def matches(self, values: Mapping[str, int]) -> bool:
-        return all(values[name] in allowed for name, allowed in self.conditions)
+    def matches(self, values: Mapping[str, StateValue]) -> bool:
+        return all(condition.holds(values[condition.register]) for condition in self.conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class BitField:
+    """The part of an integer register a state rule looks at: (raw >> shift) & mask."""
+
+    shift: int
+    mask: int
+
+    def extract(self, raw: int) -> int:
+        return (raw >> self.shift) & self.mask
+
+    def insert(self, value: int) -> int:
+        """The raw register value with this field set to `value` and every other bit 0."""
+        return (value & self.mask) << self.shift
 
 
 @dataclass(frozen=True, slots=True)
 class StateMapping:
     registers: tuple[str, ...]
     rules: tuple[StateRule, ...]
-    encode: Mapping[CpState, Mapping[str, int]]
-    """Raw state-register values that represent each state (used by the simulator)."""
-    known: Mapping[str, frozenset[int]] = field(default_factory=lambda: MappingProxyType({}))
+    encode: Mapping[CpState, Mapping[str, StateValue]]
+    """State-register values that represent each state (used by the simulator), as the rules
+    see them (bit fields extracted)."""
+    known: Mapping[str, frozenset[StateValue]] = field(default_factory=lambda: MappingProxyType({}))
     """Every valid code of a state register, where the profile lists them."""
+    bits: Mapping[str, BitField] = field(default_factory=lambda: MappingProxyType({}))
+    """State registers of which the rules see only a bit field."""
 
-    def decode(self, values: Mapping[str, int]) -> CpState:
-        """The `CpState` for these raw state-register values; first matching rule wins.
+    def value(self, name: str, register_value: RegisterValue) -> StateValue:
+        """What the rules see of a state register's decoded value (its bit field, if any)."""
+        if isinstance(register_value, str):
+            return register_value
+        raw = int(register_value)
+        bit_field = self.bits.get(name)
+        return bit_field.extract(raw) if bit_field is not None else raw
+
+    def register_value(self, name: str, value: StateValue) -> RegisterValue:
+        """The register value that carries the rules' `value` (inverse of `value`)."""
+        bit_field = self.bits.get(name)
+        if bit_field is not None and isinstance(value, int):
+            return bit_field.insert(value)
+        return value
+
+    def decode(self, values: Mapping[str, StateValue]) -> CpState:
+        """The `CpState` for these state-register values; first matching rule wins.
 
         Raises `RegisterDecodeError` when a value is not a known code or no rule matches.
         """
         for name, codes in self.known.items():
             if values[name] not in codes:
-                raise RegisterDecodeError(f"unknown state code {name}={values[name]}")
+                raise RegisterDecodeError(f"unknown state code {name}={values[name]!r}")
         for rule in self.rules:
             if rule.matches(values):
                 return rule.cp_state
-        shown = ", ".join(f"{name}={values[name]}" for name in self.registers)
+        shown = ", ".join(f"{name}={values[name]!r}" for name in self.registers)
         raise RegisterDecodeError(f"unknown state code ({shown})")
 
 
@@ -209,11 +285,56 @@ class WatchdogWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """A keep-alive for a charger whose watchdog time is not the gateway's to set (Alfen's
+    validity time is set in the service app): refresh every `interval_s`."""
+
+    refresh: WatchdogRefresh
+    interval_s: float
+    charger_timeout_s: float
+    """The timeout the charger applies (its documented default); the simulator applies it,
+    and `interval_s` must be at most half of it (chargers.md §5: refresh well inside)."""
+    fallback_current: str | None = None
+    """A readable register with the current the charger falls back to (Alfen 1212)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseWrite:
+    """1p/3p switching: write `one_phase` or `three_phases` to `register`."""
+
+    register: str
+    one_phase: int
+    three_phases: int
+    readback: str | None = None
+    """A readable register holding the same values for the phases in force, if any."""
+
+    def value(self, phases: int) -> int:
+        return self.one_phase if phases == 1 else self.three_phases
+
+    def phases(self, value: int) -> int | None:
+        """The phases a readback value means; None for any other value."""
+        return {self.one_phase: 1, self.three_phases: 3}.get(value)
+
+
+@dataclass(frozen=True, slots=True)
+class StartupWrite:
+    """A value a model needs written once per connection or after a reboot (Heidelberg:
+    standby off, remote lock open)."""
+
+    register: str
+    value: float
+    """Engineering value (raw x scale)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRules:
     one_value_per_read: bool
     """True when reads may not span value boundaries (KEBA, chargers.md §3)."""
     max_registers_per_read: int
     """Upper bound of one read request, at most 125 (Modbus application protocol §6.3)."""
+    min_gap_s: float = 0.0
+    """Least time between the end of one request and the start of the next on the bus
+    (Heidelberg: 100 ms, after evcc). Carried for the link; the profile does not enforce it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +345,8 @@ class ReadRequest:
     address: int
     count: int
     registers: tuple[RegisterSpec, ...]
+    unit_id: int | None = None
+    """The unit id to ask, when not the charger's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +365,17 @@ class ChargerProfile:
     failsafe_current: CurrentWrite | None
     watchdog: WatchdogWrite | None
     requests: RequestRules
+    keep_alive: KeepAlive | None = None
+    phases: PhaseWrite | None = None
+    startup: tuple[StartupWrite, ...] = ()
+    errors: Mapping[int, OcppErrorCode] = field(default_factory=lambda: MappingProxyType({}))
+    """Vendor fault code -> OCPP 1.6 ChargePointErrorCode; other non-zero codes: OtherError."""
+
+    def ocpp_error_code(self, vendor_code: int, cp_state: CpState) -> OcppErrorCode:
+        """The OCPP 1.6 error code for a vendor fault code (0 = none) in `cp_state`."""
+        if vendor_code != 0:
+            return self.errors.get(vendor_code, OcppErrorCode.OTHER_ERROR)
+        return OcppErrorCode.OTHER_ERROR if cp_state.faulted else OcppErrorCode.NO_ERROR
 
     @property
     def reading_registers(self) -> tuple[RegisterSpec, ...]:
@@ -251,36 +385,56 @@ class ChargerProfile:
         return tuple(self.registers[name] for name in names)
 
     def plan_reads(self, registers: Iterable[RegisterSpec]) -> tuple[ReadRequest, ...]:
-        """Group `registers` into as few read requests as the request rules allow.
+        """Group `registers` into as few read requests as the request rules allow (see
+        the module-level `plan_reads`)."""
+        return plan_reads(registers, self.requests)
 
-        With `one_value_per_read` every value is its own request. Otherwise values that are
-        contiguous in the same table share a request of at most `max_registers_per_read`
-        registers; gaps are never bridged, since unmapped addresses may answer with an
-        exception.
-        """
-        ordered = sorted(set(registers), key=lambda spec: (spec.table, spec.address))
-        requests: list[ReadRequest] = []
-        group: list[RegisterSpec] = []
 
-        def flush() -> None:
-            if group:
-                start = group[0].address
-                requests.append(
-                    ReadRequest(group[0].table, start, group[-1].end - start, tuple(group))
+def plan_reads(registers: Iterable[RegisterSpec], rules: RequestRules) -> tuple[ReadRequest, ...]:
+    """Group `registers` into as few read requests as the request rules allow.
+
+    With `one_value_per_read` every value is its own request. Otherwise values that are
+    contiguous in the same table and on the same unit id share a request of at most
+    `max_registers_per_read` registers; gaps are never bridged, since unmapped addresses
+    may answer with an exception.
+    """
+    ordered = sorted(
+        set(registers),
+        key=lambda spec: (
+            -1 if spec.unit_id is None else spec.unit_id,
+            spec.table,
+            spec.address,
+        ),
+    )
+    requests: list[ReadRequest] = []
+    group: list[RegisterSpec] = []
+
+    def flush() -> None:
+        if group:
+            start = group[0].address
+            requests.append(
+                ReadRequest(
+                    group[0].table,
+                    start,
+                    group[-1].end - start,
+                    tuple(group),
+                    group[0].unit_id,
                 )
-                group.clear()
+            )
+            group.clear()
 
-        for spec in ordered:
-            if group and (
-                self.requests.one_value_per_read
-                or spec.table is not group[0].table
-                or spec.address != group[-1].end
-                or spec.end - group[0].address > self.requests.max_registers_per_read
-            ):
-                flush()
-            group.append(spec)
-        flush()
-        return tuple(requests)
+    for spec in ordered:
+        if group and (
+            rules.one_value_per_read
+            or spec.table is not group[0].table
+            or spec.unit_id != group[0].unit_id
+            or spec.address != group[-1].end
+            or spec.end - group[0].address > rules.max_registers_per_read
+        ):
+            flush()
+        group.append(spec)
+    flush()
+    return tuple(requests)
 
 
 def round_down_to_resolution(amps: float, resolution_a: float) -> float:
@@ -331,6 +485,47 @@ def parse_profile(text: str, file_name: str) -> ChargerProfile:
     return _ProfileParser(file_name).parse(document)
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """The `[device]` table of a profile."""
+
+    name: str
+    description: str
+    source: str
+    default_unit_id: int
+
+
+class RegisterTableParser:
+    """The `[device]`, `[requests]` and `[registers.*]` tables of a profile document, with the
+    checks and error messages of a charger profile, for other register-map files (meters).
+    Call `device()`, `requests()`, `registers()`, then `finish()` to refuse unknown keys."""
+
+    def __init__(self, file_name: str, document: Mapping[str, Any]) -> None:
+        self._parser = _ProfileParser(file_name)
+        self._root = _Table(file_name, "", document)
+
+    def device(self) -> DeviceInfo:
+        return self._parser.device(self._root)
+
+    def requests(self) -> RequestRules:
+        return self._parser._requests(self._root.table("requests", required=False))
+
+    def registers(self) -> dict[str, RegisterSpec]:
+        table = self._root.table("registers")
+        assert table is not None
+        registers = self._parser._registers(table)
+        self._parser._check_overlaps(table, registers)
+        return registers
+
+    def finish(self) -> None:
+        self._root.finish()
+
+
+def register_table_parser(file_name: str, document: Mapping[str, Any]) -> RegisterTableParser:
+    """A parser of the register tables of `document` (see `RegisterTableParser`)."""
+    return RegisterTableParser(file_name, document)
+
+
 class _Table:
     """A TOML table being consumed; reports problems with the file name and the key path."""
 
@@ -341,6 +536,8 @@ class _Table:
         self.used: set[str] = set()
 
     def key_path(self, key: str) -> str:
+        if not key:
+            return self.path
         return f"{self.path}.{key}" if self.path else key
 
     def error(self, key: str, problem: str) -> ProfileError:
@@ -422,15 +619,23 @@ class _ProfileParser:
     def __init__(self, file_name: str) -> None:
         self.file_name = file_name
 
-    def parse(self, document: Mapping[str, Any]) -> ChargerProfile:
-        root = _Table(self.file_name, "", document)
+    def device(self, root: _Table) -> DeviceInfo:
         device = root.table("device")
         assert device is not None
-        name = device.string("name")
-        description = device.string("description", "")
-        source = device.string("source", "")
-        default_unit_id = device.integer("default_unit_id", 0, 255, default=1)
+        info = DeviceInfo(
+            name=device.string("name"),
+            description=device.string("description", ""),
+            source=device.string("source", ""),
+            default_unit_id=device.integer("default_unit_id", 0, 255, default=1),
+        )
         device.finish()
+        return info
+
+    def parse(self, document: Mapping[str, Any]) -> ChargerProfile:
+        root = _Table(self.file_name, "", document)
+        info = self.device(root)
+        name, description, source = info.name, info.description, info.source
+        default_unit_id = info.default_unit_id
 
         requests_table = root.table("requests", required=False)
         requests = self._requests(requests_table)
@@ -460,9 +665,29 @@ class _ProfileParser:
         )
         watchdog_table = writes.table("watchdog_timeout", required=False)
         watchdog = self._watchdog_write(watchdog_table, registers) if watchdog_table else None
+        keep_alive_table = writes.table("keep_alive", required=False)
+        keep_alive = None
+        if keep_alive_table is not None:
+            if watchdog is not None:
+                raise writes.error(
+                    "keep_alive",
+                    "conflicts with [writes.watchdog_timeout]: with a watchdog register the "
+                    "keep-alive period follows the timeout the gateway programs",
+                )
+            keep_alive = self._keep_alive(keep_alive_table, registers)
+        phases_table = writes.table("phases", required=False)
+        phases = self._phase_write(phases_table, registers) if phases_table else None
+        controlled = {current.register}
+        controlled.update(
+            write.register for write in (enable, failsafe, watchdog, phases) if write is not None
+        )
+        startup_table = writes.table("startup", required=False)
+        startup = self._startup(startup_table, registers, controlled) if startup_table else ()
         writes.finish()
         if current.pause is PauseMode.DISABLE and enable is None:
             raise writes.error("current.pause", "'disable' needs a [writes.enable] table")
+        errors_table = root.table("errors", required=False)
+        errors = self._errors(errors_table, registers) if errors_table else {}
         root.finish()
         return ChargerProfile(
             name=name,
@@ -477,6 +702,10 @@ class _ProfileParser:
             failsafe_current=failsafe,
             watchdog=watchdog,
             requests=requests,
+            keep_alive=keep_alive,
+            phases=phases,
+            startup=startup,
+            errors=MappingProxyType(errors),
         )
 
     def _requests(self, table: _Table | None) -> RequestRules:
@@ -487,9 +716,19 @@ class _ProfileParser:
             max_registers_per_read=table.integer(
                 "max_registers_per_read", 1, MAX_REGISTERS_PER_READ, default=MAX_REGISTERS_PER_READ
             ),
+            min_gap_s=self._min_gap(table),
         )
         table.finish()
         return rules
+
+    def _min_gap(self, table: _Table) -> float:
+        if "min_gap_s" not in table.data:
+            table.raw("min_gap_s")
+            return 0.0
+        gap = table.number("min_gap_s")
+        if not 0 <= gap <= 10:
+            raise table.error("min_gap_s", f"{gap} is outside 0..10 s")
+        return gap
 
     def _registers(self, table: _Table) -> dict[str, RegisterSpec]:
         registers: dict[str, RegisterSpec] = {}
@@ -547,9 +786,21 @@ class _ProfileParser:
             format=value_format,
             sim_value=sim_value,
             description=table.string("description", ""),
+            unit_id=self._unit_id(table),
+            counter=EnergyCounter(
+                table.choice("counter", [c.value for c in EnergyCounter], default="lifetime")
+            ),
         )
+        if spec.counter is not EnergyCounter.LIFETIME and name != "energy":
+            raise table.error("counter", "only the energy register takes a counter kind")
         table.finish()
         return spec
+
+    def _unit_id(self, table: _Table) -> int | None:
+        if "unit_id" not in table.data:
+            table.raw("unit_id")
+            return None
+        return table.integer("unit_id", 0, 255)
 
     def _check_overlaps(self, table: _Table, registers: Mapping[str, RegisterSpec]) -> None:
         ordered = sorted(registers.values(), key=lambda spec: (spec.table, spec.address))
@@ -592,8 +843,30 @@ class _ProfileParser:
             spec = registers.get(name)
             if spec is None:
                 raise table.error("registers", f"{name!r} is not a register in [registers]")
-            if not spec.type.is_integer or not spec.access.readable:
-                raise table.error("registers", f"{name!r} must be a readable integer register")
+            if spec.type.is_float or not spec.access.readable:
+                raise table.error(
+                    "registers", f"{name!r} must be a readable integer or string register"
+                )
+        bits = self._state_bits(table, names, registers)
+        string_registers = {name for name in names if registers[name].type is RegisterType.STRING}
+
+        def check_value(where: _Table, name: str, value: Any, shown: Any) -> StateValue:
+            """A state value of the right kind for register `name`, or a ProfileError."""
+            if name in string_registers:
+                if not isinstance(value, str):
+                    raise where.error(
+                        name, f"{shown!r}: {name} is a string register, compare with strings"
+                    )
+                return value
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise where.error(name, f"{shown!r} must be an integer or a list")
+            bit_field = bits.get(name)
+            if bit_field is not None and not 0 <= value <= bit_field.mask:
+                raise where.error(
+                    name, f"{value} does not fit the bit field (mask {bit_field.mask:#x})"
+                )
+            return value
+
         rules_raw = table.raw("rules", required=True)
         if not isinstance(rules_raw, list) or not rules_raw:
             raise table.error("rules", "must be a non-empty list of {when = {...}, state = ...}")
@@ -605,60 +878,75 @@ class _ProfileParser:
             cp_state = CpState(rule_table.choice("state", [s.value for s in CpState]))
             when = rule_table.table("when")
             assert when is not None
-            conditions: list[tuple[str, frozenset[int]]] = []
+            conditions: list[StateCondition] = []
             for register_name in list(when.data):
                 if register_name not in names:
                     raise when.error(register_name, "is not one of [state] registers")
                 allowed = when.raw(register_name)
+                negate = False
+                if isinstance(allowed, dict):
+                    if set(allowed) != {"not"}:
+                        raise when.error(
+                            register_name, f"{allowed!r}: a table here takes only 'not'"
+                        )
+                    negate = True
+                    allowed = allowed["not"]
                 options = allowed if isinstance(allowed, list) else [allowed]
-                if not options or not all(
-                    isinstance(option, int) and not isinstance(option, bool) for option in options
-                ):
-                    raise when.error(register_name, f"{allowed!r} must be an integer or a list")
-                conditions.append((register_name, frozenset(options)))
+                if not options:
+                    raise when.error(register_name, "an empty list matches nothing")
+                matched = frozenset(
+                    check_value(when, register_name, option, allowed) for option in options
+                )
+                conditions.append(StateCondition(register_name, matched, negate))
             if not conditions:
                 raise when.error("", "a rule needs at least one condition")
             when.finish()
             rule_table.finish()
             rules.append(StateRule(tuple(conditions), cp_state))
 
-        known: dict[str, frozenset[int]] = {}
+        known: dict[str, frozenset[StateValue]] = {}
         known_table = table.table("known", required=False)
         if known_table is not None:
             for register_name in list(known_table.data):
                 if register_name not in names:
                     raise known_table.error(register_name, "is not one of [state] registers")
                 codes = known_table.raw(register_name)
-                if (
-                    not isinstance(codes, list)
-                    or not codes
-                    or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes)
-                ):
-                    raise known_table.error(register_name, "must be a list of integers")
-                known[register_name] = frozenset(codes)
+                if not isinstance(codes, list) or not codes:
+                    raise known_table.error(register_name, "must be a non-empty list of codes")
+                known[register_name] = frozenset(
+                    check_value(known_table, register_name, code, codes) for code in codes
+                )
             known_table.finish()
         for rule in rules:
-            for register_name, allowed in rule.conditions:
-                stray = allowed - known.get(register_name, allowed)
+            for condition in rule.conditions:
+                stray = condition.values - known.get(condition.register, condition.values)
                 if stray:
                     raise table.error(
-                        f"known.{register_name}", f"misses codes used in rules: {sorted(stray)}"
+                        f"known.{condition.register}",
+                        f"misses codes used in rules: {sorted(stray, key=str)}",
                     )
 
         encode_table = table.table("encode")
         assert encode_table is not None
-        encode: dict[CpState, Mapping[str, int]] = {}
+        encode: dict[CpState, Mapping[str, StateValue]] = {}
         mapping = StateMapping(
-            tuple(names), tuple(rules), MappingProxyType(encode), MappingProxyType(known)
+            tuple(names),
+            tuple(rules),
+            MappingProxyType(encode),
+            MappingProxyType(known),
+            MappingProxyType(bits),
         )
         for key in list(encode_table.data):
             if key not in CpState.__members__:
                 raise encode_table.error(key, f"{key!r} is not an IEC 61851 state")
             values_table = encode_table.table(key)
             assert values_table is not None
-            values: dict[str, int] = {}
+            values: dict[str, StateValue] = {}
             for name in names:
-                values[name] = values_table.integer(name, 0, 2**63)
+                raw_value = values_table.raw(name, required=True)
+                if name not in string_registers and isinstance(raw_value, int):
+                    values_table.integer(name, 0, 2**63)
+                values[name] = check_value(values_table, name, raw_value, raw_value)
             values_table.finish()
             try:
                 decoded = mapping.decode(values)
@@ -673,6 +961,36 @@ class _ProfileParser:
         encode_table.finish()
         table.finish()
         return mapping
+
+    def _state_bits(
+        self, table: _Table, names: list[str], registers: Mapping[str, RegisterSpec]
+    ) -> dict[str, BitField]:
+        bits: dict[str, BitField] = {}
+        bits_table = table.table("bits", required=False)
+        if bits_table is None:
+            return bits
+        for name in list(bits_table.data):
+            if name not in names:
+                raise bits_table.error(name, "is not one of [state] registers")
+            spec = registers[name]
+            field_table = bits_table.table(name)
+            assert field_table is not None
+            if not spec.type.is_integer:
+                raise bits_table.error(
+                    name, f"is a {spec.type.value} register: only integer registers have bits"
+                )
+            width = 16 * spec.count
+            shift = field_table.integer("shift", 0, width - 1)
+            mask = field_table.integer("mask", 1, 2**width - 1)
+            if mask << shift >= 2**width:
+                field_table.finish()
+                raise field_table.error(
+                    "mask", f"{mask:#x} << {shift} runs past the register's {width} bits"
+                )
+            field_table.finish()
+            bits[name] = BitField(shift, mask)
+        bits_table.finish()
+        return bits
 
     def _writable(self, table: _Table, key: str, registers: Mapping[str, RegisterSpec]) -> str:
         name = table.string(key)
@@ -735,6 +1053,107 @@ class _ProfileParser:
         )
         table.finish()
         return write
+
+    def _keep_alive(self, table: _Table, registers: Mapping[str, RegisterSpec]) -> KeepAlive:
+        refresh = table.choice("refresh", [WatchdogRefresh.SETPOINT.value], "setpoint")
+        timeout = table.number("charger_timeout_s", positive=True)
+        interval = table.number("interval_s", positive=True)
+        if interval > timeout / 2:
+            raise table.error(
+                "interval_s",
+                f"{interval} s is more than half the charger's timeout of {timeout} s "
+                "(refresh well inside the timeout, chargers.md §5)",
+            )
+        fallback = None
+        if "fallback_current" in table.data:
+            fallback = table.string("fallback_current")
+            spec = registers.get(fallback)
+            if spec is None:
+                raise table.error(
+                    "fallback_current", f"{fallback!r} is not a register in [registers]"
+                )
+            if not spec.access.readable or spec.unit != "A":
+                raise table.error(
+                    "fallback_current", f"{fallback!r} must be a readable register in 'A'"
+                )
+        else:
+            table.raw("fallback_current")
+        table.finish()
+        return KeepAlive(WatchdogRefresh(refresh), interval, timeout, fallback)
+
+    def _phase_write(self, table: _Table, registers: Mapping[str, RegisterSpec]) -> PhaseWrite:
+        name = self._writable(table, "register", registers)
+        spec = registers[name]
+        if not spec.type.is_integer:
+            raise table.error("register", f"{name!r} must be an integer register")
+        high = 2 ** (16 * spec.count) - 1
+        one = table.integer("one_phase", 0, high)
+        three = table.integer("three_phases", 0, high)
+        if one == three:
+            raise table.error("three_phases", f"{three} is also the value for one phase")
+        readback = None
+        if "readback" in table.data:
+            readback = table.string("readback")
+            back = registers.get(readback)
+            if back is None:
+                raise table.error("readback", f"{readback!r} is not a register in [registers]")
+            if not back.access.readable or not back.type.is_integer:
+                raise table.error("readback", f"{readback!r} must be a readable integer register")
+        else:
+            table.raw("readback")
+        table.finish()
+        return PhaseWrite(name, one, three, readback)
+
+    def _startup(
+        self, table: _Table, registers: Mapping[str, RegisterSpec], controlled: set[str]
+    ) -> tuple[StartupWrite, ...]:
+        writes: list[StartupWrite] = []
+        for name in list(table.data):
+            if name not in registers:
+                raise table.error(name, "is not a register in [registers]")
+            spec = registers[name]
+            if not spec.access.writable:
+                raise table.error(name, f"is not writable (access = {spec.access.value!r})")
+            if name in controlled:
+                raise table.error(name, "is written by another [writes] table")
+            if spec.type is RegisterType.STRING:
+                raise table.error(name, "is a string register")
+            value = table.number(name)
+            raw = value / spec.scale
+            try:
+                if spec.type.is_integer:
+                    if abs(raw - round(raw)) > 1e-9:
+                        raise ValueError(f"is not a multiple of the scale {spec.scale}")
+                    encode_value(round(raw), spec.type, spec.word_order)
+                else:
+                    encode_value(raw, spec.type, spec.word_order)
+            except ValueError as exc:
+                raise table.error(name, f"{value}: {exc}") from exc
+            writes.append(StartupWrite(name, value))
+        if not writes:
+            raise table.error("", "lists no register")
+        table.finish()
+        return tuple(writes)
+
+    def _errors(
+        self, table: _Table, registers: Mapping[str, RegisterSpec]
+    ) -> dict[int, OcppErrorCode]:
+        if "error_code" not in registers:
+            raise table.error("", "vendor codes need an error_code register to come from")
+        codes = [c.value for c in OcppErrorCode]
+        errors: dict[int, OcppErrorCode] = {}
+        for key in list(table.data):
+            if not key.isdigit():
+                raise table.error(key, "is not a vendor fault code (a decimal integer)")
+            code = int(key)
+            if code == 0:
+                raise table.error(key, "0 means no fault and is always NoError")
+            ocpp = OcppErrorCode(table.choice(key, codes))
+            if ocpp is OcppErrorCode.NO_ERROR:
+                raise table.error(key, "a non-zero fault code cannot be NoError")
+            errors[code] = ocpp
+        table.finish()
+        return errors
 
 
 def _is_multiple(value: float, step: float) -> bool:

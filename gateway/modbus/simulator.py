@@ -4,6 +4,14 @@ Reads are encoded from the simulated state (`gateway.simulation.SimulatedChargeP
 EV, its lagging current, the watchdog) per the profile's registers and request rules (a KEBA
 answers only one-value reads); writes to the setpoint, enable, failsafe-current and watchdog
 registers change the state at once.
+
+Per profile it also honours: string and bit-field state registers; registers on another unit
+id (served only by a simulator whose own unit id that is, see `SimulatorServer` for several
+unit ids); 1p/3p switching writes (`set_phases` on the physics) and their readback; start-up
+writes (stored and readable back; forgotten by `reboot()`); a keep-alive profile's
+charger-side timeout (Alfen: no setpoint write within the validity time -> the safe current
+served by its readback register); a per-session energy register (ABB); and vendor fault codes
+from `inject_fault(code)` in the profile's error-code register.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pymodbus.constants import ExcCodes
 from gateway.core.charger import CpState
 from gateway.modbus.profile import (
     ChargerProfile,
+    EnergyCounter,
     PauseMode,
     RegisterSpec,
     RegisterTable,
@@ -92,6 +101,8 @@ class SimulatedCharger(SimulatedChargePoint):
         self.response_delay_s = 0.0
         """Delay before every answer (real seconds), to provoke timeouts."""
         self._server: SimulatorServer | None = None
+        self._session_start_wh = 0.0
+        self._failsafe_current_a = self._own_fallback_a()
 
     # ---------------------------------------------------------------- scenario controls
 
@@ -106,6 +117,26 @@ class SimulatedCharger(SimulatedChargePoint):
         if rfid is not None:
             self._check_rfid(rfid)
         super().plug_in(rfid, energy_needed_wh, max_current_a, phases)
+        self._session_start_wh = self._energy_wh
+
+    def reboot(self) -> None:
+        """As `SimulatedChargePoint.reboot` (setpoint, failsafe current and watchdog gone:
+        Heidelberg's 261 and 262 start at 0), and start-up registers back at their power-up
+        value, so the gateway must write them again (`ModbusCharger.initialize`). A charger's
+        own fallback set outside the gateway (Alfen's safe current) persists."""
+        super().reboot()
+        self._failsafe_current_a = self._own_fallback_a()
+        for write in self.profile.startup:
+            self._raw.stored.pop(write.register, None)
+
+    def _own_fallback_a(self) -> float:
+        keep_alive = self.profile.keep_alive
+        if keep_alive is None or keep_alive.fallback_current is None:
+            return 0.0
+        # Alfen's safe current is set in the app: the simulator serves the register's
+        # sim_value, or 0 (stop) without one.
+        fallback = self.profile.registers[keep_alive.fallback_current].sim_value
+        return float(fallback) if isinstance(fallback, int | float) else 0.0
 
     def force_register(self, name: str, words: Sequence[int] | None) -> None:
         """Serve fixed raw `words` for register `name` (garbage, unknown state codes) until
@@ -156,15 +187,22 @@ class SimulatedCharger(SimulatedChargePoint):
     def _role_values(self) -> dict[str, RegisterValue]:
         """Engineering values of every modelled register, from the current state."""
         state = self._cp_state()
-        encodings = self.profile.state.encode
+        mapping = self.profile.state
+        encodings = mapping.encode
         for candidate in (state, *_STATE_FALLBACKS.get(state, ())):
             if candidate in encodings:
-                values: dict[str, RegisterValue] = dict(encodings[candidate])
+                values: dict[str, RegisterValue] = {
+                    name: mapping.register_value(name, value)
+                    for name, value in encodings[candidate].items()
+                }
                 break
         else:  # pragma: no cover - load_profile guarantees A, B1, C2 and F
             raise RuntimeError(f"{self.profile.name} cannot encode {state}")
         currents = self._phase_currents()
         power = sum(currents) * NOMINAL_VOLTAGE_V
+        energy = self._energy_wh
+        if self.profile.registers["energy"].counter is EnergyCounter.SESSION:
+            energy -= self._session_start_wh
         rfid = self.ev.rfid if self.ev is not None and self.ev.rfid else ""
         values.update(
             {
@@ -175,7 +213,7 @@ class SimulatedCharger(SimulatedChargePoint):
                 "voltage_l2": NOMINAL_VOLTAGE_V,
                 "voltage_l3": NOMINAL_VOLTAGE_V,
                 "power": power,
-                "energy": self._energy_wh,
+                "energy": energy,
                 "offered_current": self._offered_a(),
                 "enabled": 1 if self._enabled else 0,
                 "rfid": rfid,
@@ -191,6 +229,13 @@ class SimulatedCharger(SimulatedChargePoint):
             values[profile.failsafe_current.register] = self._failsafe_current_a
         if profile.watchdog is not None:
             values[profile.watchdog.register] = self._watchdog_timeout_s
+        if profile.keep_alive is not None and profile.keep_alive.fallback_current is not None:
+            values[profile.keep_alive.fallback_current] = self._failsafe_current_a
+        if profile.phases is not None:
+            in_force = profile.phases.value(self._phases)
+            values[profile.phases.register] = in_force
+            if profile.phases.readback is not None:
+                values[profile.phases.readback] = in_force
         return values
 
     def _encode(self, spec: RegisterSpec, value: RegisterValue | None) -> list[int]:
@@ -219,7 +264,9 @@ class SimulatedCharger(SimulatedChargePoint):
         """The registers exactly covering address..address+count-1, or None if any address
         is unmapped or a value would be cut."""
         by_address = {
-            spec.address: spec for spec in self.profile.registers.values() if spec.table is table
+            spec.address: spec
+            for spec in self.profile.registers.values()
+            if spec.table is table and (spec.unit_id is None or spec.unit_id == self.unit_id)
         }
         specs: list[RegisterSpec] = []
         at = address
@@ -307,6 +354,8 @@ class SimulatedCharger(SimulatedChargePoint):
             return value == 0 or profile.watchdog.min_s <= value <= profile.watchdog.max_s
         if profile.enable and spec.name == profile.enable.register:
             return value in (profile.enable.on_value, profile.enable.off_value)
+        if profile.phases and spec.name == profile.phases.register:
+            return profile.phases.phases(int(value)) is not None
         return True
 
     def _apply(self, spec: RegisterSpec, words: list[int], value: RegisterValue) -> None:
@@ -314,6 +363,13 @@ class SimulatedCharger(SimulatedChargePoint):
         number = 0.0 if isinstance(value, str) else float(value)
         if spec.name == profile.current.register:
             self._setpoint_a = number
+            if profile.keep_alive is not None:
+                # The validity time runs from the first setpoint (see the module docstring).
+                self._watchdog_timeout_s = profile.keep_alive.charger_timeout_s
+        elif profile.phases and spec.name == profile.phases.register:
+            phases = profile.phases.phases(int(number))
+            assert phases is not None  # _acceptable checked it
+            self.set_phases(phases)
         elif profile.enable and spec.name == profile.enable.register:
             self._enabled = number == profile.enable.on_value
         elif profile.failsafe_current and spec.name == profile.failsafe_current.register:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.modbus import ModbusCharger, ModbusTcpLink, SimulatedCharger
+from gateway.modbus import ModbusCharger, ModbusTcpLink, SimulatedCharger, profile_names
 
 
 class ManualClock:
@@ -31,7 +31,7 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["generic", "keba-p30"])
+@pytest.fixture(params=profile_names())
 def profile_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -59,5 +59,6 @@ async def link(sim: SimulatedCharger) -> AsyncIterator[ModbusTcpLink]:
 
 
 @pytest.fixture
-def charger(link: ModbusTcpLink, sim: SimulatedCharger) -> ModbusCharger:
-    return ModbusCharger(link, sim.unit_id, sim.profile)
+def charger(link: ModbusTcpLink, sim: SimulatedCharger, clock: ManualClock) -> ModbusCharger:
+    # The driver's keep-alive runs on the simulator's clock, so tests control both.
+    return ModbusCharger(link, sim.unit_id, sim.profile, clock=clock)
