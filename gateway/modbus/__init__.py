@@ -1,5 +1,6 @@
-"""Southbound Modbus (TCP, RTU on a serial line, RTU over TCP): charger profiles as data, register codecs, the async driver, a
-poller, and a simulated charger with an EV model for tests and the demo.
+"""Southbound Modbus (TCP, RTU on a serial line, RTU over TCP): charger profiles as data,
+register codecs, the async driver, a poller, and a simulated charger with an EV model for
+tests and the demo.
 
 Typical use::
 
