@@ -13,7 +13,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 
-from gateway.core.charger import ChargerReading
+from gateway.core.charger import ChargerReading, OcppErrorCode
 from gateway.core.clock import Clock
 from gateway.core.events import (
     AuthorizationRequested,
@@ -341,11 +341,14 @@ class Connector:
         if status is self._status:
             return []
         previous, self._status = self._status, status
-        vendor_error_code = (
-            self._reading.error_code
-            if status is ConnectorStatus.FAULTED and self._reading is not None
-            else 0
-        )
+        faulted = status is ConnectorStatus.FAULTED and self._reading is not None
+        vendor_error_code = self._reading.error_code if faulted and self._reading else 0
+        error_code = OcppErrorCode.NO_ERROR
+        if faulted and self._reading is not None:
+            error_code = self._reading.ocpp_error_code
+            if error_code is OcppErrorCode.NO_ERROR:
+                # Faulted by its pilot state (E/F) without a code the profile could map.
+                error_code = OcppErrorCode.OTHER_ERROR
         return [
             StatusChanged(
                 self.charger_id,
@@ -354,5 +357,6 @@ class Connector:
                 previous,
                 self._clock.now(),
                 vendor_error_code,
+                error_code,
             )
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.charger import ChargerReading
+from gateway.core.charger import ChargerReading, OcppErrorCode
 from gateway.core.session import Session
 from gateway.core.status import ConnectorStatus
 
@@ -23,6 +23,8 @@ class StatusChanged:
     at: datetime
     vendor_error_code: int = 0
     """The charger's own fault code when `status` is Faulted; 0 otherwise."""
+    error_code: OcppErrorCode = OcppErrorCode.NO_ERROR
+    """What the fault means (the profile's `[errors]` map); NoError unless Faulted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,3 +256,21 @@ async def test_unreachable_charger_is_reported_unavailable_and_back(
         received = await csms.wait_for(CHARGER_ID, has_status("Available", count=2))
     assert statuses(received) == ["Available", "Unavailable", "Available"]
     assert statuses(received, 0)[-2:] == ["Unavailable", "Available"]
+
+
+async def test_a_charger_fault_reaches_the_central_system_with_its_ocpp_and_vendor_codes(
+    csms: OcppPackageCsms, simulator: SimulatedCharger, tmp_path: Path
+) -> None:
+    async with running_gateway(csms, simulator, tmp_path / "evgw.sqlite3"):
+        await csms.wait_for(CHARGER_ID, has_status("Available"))
+        simulator.inject_fault(3)  # the generic profile's over-temperature code
+        received = await csms.wait_for(CHARGER_ID, has_status("Faulted"))
+        simulator.clear_fault()
+        received = await csms.wait_for(CHARGER_ID, has_status("Available", count=2))
+    faulted = next(
+        m.payload
+        for m in received
+        if m.action == "StatusNotification" and m.payload["status"] == "Faulted"
+    )
+    assert faulted["error_code"] == "HighTemperature"
+    assert faulted["vendor_error_code"] == "3"

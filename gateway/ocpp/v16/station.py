@@ -297,6 +297,7 @@ class Station16:
         *,
         at: datetime | None = None,
         vendor_error_code: int = 0,
+        error_code: str = "OtherError",
         info: str | None = None,
     ) -> None:
         if self._last_reported.get(connector_id) == status:
@@ -309,8 +310,9 @@ class Station16:
             "timestamp": ocpp_timestamp(at or self._clock.now()),
         }
         if status == "Faulted":
-            payload["errorCode"] = "OtherError"
-            payload["vendorErrorCode"] = str(vendor_error_code)
+            payload["errorCode"] = error_code
+            if vendor_error_code:
+                payload["vendorErrorCode"] = str(vendor_error_code)
         if info:
             payload["info"] = info
         try:
@@ -341,6 +343,7 @@ class Station16:
                 STATUS_16[event.status],
                 at=event.at,
                 vendor_error_code=event.vendor_error_code,
+                error_code=str(event.error_code),
                 info=info,
             )
         elif isinstance(event, ChargerConnectivityChanged):
