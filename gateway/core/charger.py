@@ -8,6 +8,7 @@ connector status and sessions from successive readings. Commands go the other wa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -101,3 +102,12 @@ class ChargerControl(Protocol):
 
 class ChargerUnavailable(Exception):
     """A charger did not answer, answered with an exception, or the link to it is down."""
+
+
+def round_down_to_resolution(amps: float, resolution_a: float) -> float:
+    """Round `amps` down to a multiple of `resolution_a` (chargers.md §4: round setpoints
+    down, whatever the driver), exactly: decimal arithmetic keeps 16.0 A at 0.1 A resolution
+    from becoming 15.9."""
+    step = Decimal(repr(resolution_a))
+    steps = (Decimal(repr(amps)) / step).to_integral_value(rounding="ROUND_FLOOR")
+    return float(steps * step)

@@ -11,6 +11,7 @@ Typical use::
     await charger.set_current_limit(16.0)
 """
 
+from gateway.core.charger import round_down_to_resolution
 from gateway.modbus.driver import ModbusCharger
 from gateway.modbus.link import (
     ModbusConnectionError,
@@ -38,7 +39,6 @@ from gateway.modbus.profile import (
     load_profile,
     parse_profile,
     profile_names,
-    round_down_to_resolution,
 )
 from gateway.modbus.registers import (
     RegisterDecodeError,

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from gateway.core.charger import ChargerReading, ChargerUnavailable
+from gateway.core.charger import ChargerReading, ChargerUnavailable, round_down_to_resolution
 from gateway.modbus.link import ModbusLink, ModbusLinkError
 from gateway.modbus.profile import (
     ChargerProfile,
@@ -18,7 +18,6 @@ from gateway.modbus.profile import (
     ReadRequest,
     RegisterSpec,
     WatchdogRefresh,
-    round_down_to_resolution,
 )
 from gateway.modbus.registers import (
     RegisterDecodeError,

@@ -437,14 +437,6 @@ def plan_reads(registers: Iterable[RegisterSpec], rules: RequestRules) -> tuple[
     return tuple(requests)
 
 
-def round_down_to_resolution(amps: float, resolution_a: float) -> float:
-    """Round `amps` down to a multiple of `resolution_a` (chargers.md §4: round setpoints
-    down), exactly: decimal arithmetic keeps 16.0 A at 0.1 A resolution from becoming 15.9."""
-    step = Decimal(repr(resolution_a))
-    steps = (Decimal(repr(amps)) / step).to_integral_value(rounding="ROUND_FLOOR")
-    return float(steps * step)
-
-
 def profile_names() -> list[str]:
     """Names of the profiles shipped with the package."""
     folder = resources.files("gateway.modbus") / "profiles"

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway.core.charger import ChargerUnavailable, CpState
+from gateway.core.charger import ChargerUnavailable, CpState, round_down_to_resolution
 from gateway.modbus import (
     ModbusCharger,
     ModbusConnectionError,
@@ -19,7 +19,7 @@ from gateway.modbus import (
     SimulatorServer,
     load_profile,
 )
-from gateway.modbus.profile import RegisterTable, round_down_to_resolution
+from gateway.modbus.profile import RegisterTable
 from gateway.modbus.registers import RegisterValue
 
 from .conftest import TEST_TIMEOUT_S, ManualClock

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.charger import ChargerUnavailable, CpState, OcppErrorCode
+from gateway.core.charger import (
+    ChargerUnavailable,
+    CpState,
+    OcppErrorCode,
+    round_down_to_resolution,
+)
 from gateway.modbus import (
     ModbusCharger,
     ModbusTcpLink,
@@ -18,7 +23,6 @@ from gateway.modbus import (
     parse_profile,
     profile_names,
 )
-from gateway.modbus.profile import round_down_to_resolution
 
 from .conftest import TEST_TIMEOUT_S, ManualClock
 

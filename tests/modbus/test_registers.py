@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.modbus.profile import round_down_to_resolution
+from gateway.core.charger import round_down_to_resolution
 from gateway.modbus.registers import (
     RegisterDecodeError,
     RegisterType,

@@ -1,0 +1,311 @@
+"""Fixtures for the MQTT tests: real Mosquitto brokers on ephemeral ports, a controllable
+clock for the simulators' physics, and a polling helper for "eventually"."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+
+USERNAME = "gateway"
+PASSWORD = "s3cret-Pa55word-never-logged"
+
+EVENTUALLY_S = 15.0
+"""Generous bound for "eventually": polling, never a timing assertion."""
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Broker:
+    """A Mosquitto process with a generated config; stop/start keep the same ports."""
+
+    def __init__(self, directory: Path, config: str, ports: list[int]) -> None:
+        self.directory = directory
+        self.ports = ports
+        self.port = ports[0]
+        self.config_file = directory / "mosquitto.conf"
+        self.log_file = directory / "mosquitto.log"
+        self.config_file.write_text(config)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self._process is None
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.config_file)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while not all(_port_open(port) for port in self.ports):
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log_file.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not listen: {self.log_file.read_text()}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+
+def _base_config(log_file: Path) -> str:
+    # `user root` keeps Mosquitto from dropping to the `mosquitto` user when the tests run
+    # as root (it could not read the files in the private tmp directory); ignored otherwise.
+    return f"user root\npersistence false\nlog_dest file {log_file}\nlog_type all\n"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """An anonymous broker on loopback."""
+    if not os.path.exists(MOSQUITTO):
+        pytest.skip("mosquitto is not installed")
+    port = free_port()
+    config = _base_config(tmp_path / "mosquitto.log") + (
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+    )
+    instance = Broker(tmp_path, config, [port])
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_file: Path
+    """A CA that signed nothing here: verifying the broker against it must fail."""
+
+
+def _make_pki(directory: Path) -> Pki:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def write_key(path: Path, private_key: ec.EllipticCurvePrivateKey) -> None:
+        path.write_bytes(
+            private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    def ca(common_name: str, path: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        ca_key = key()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(name(common_name))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert, ca_key
+
+    def leaf(
+        common_name: str,
+        issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+        cert_path: Path,
+        key_path: Path,
+        *,
+        server: bool,
+    ) -> None:
+        leaf_key = key()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(issuer[0].subject)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [
+                        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+                        if server
+                        else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+                    ]
+                ),
+                critical=False,
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    ]
+                ),
+                critical=False,
+            )
+        cert = builder.sign(issuer[1], hashes.SHA256())
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key_path, leaf_key)
+
+    pki = Pki(
+        ca_file=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+        other_ca_file=directory / "other-ca.pem",
+    )
+    root = ca("evgw test CA", pki.ca_file)
+    ca("unrelated CA", pki.other_ca_file)
+    leaf("localhost", root, pki.server_cert, pki.server_key, server=True)
+    leaf("gateway-client", root, pki.client_cert, pki.client_key, server=False)
+    return pki
+
+
+@dataclass
+class SecureBroker:
+    broker: Broker
+    pki: Pki
+    plain_port: int
+    tls_port: int
+    mtls_port: int
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+    """A broker without anonymous access: a plain listener with a password file, a TLS
+    listener (test CA, server certificate for 127.0.0.1/localhost) and a TLS listener that
+    also requires a client certificate. Files made with `mosquitto_passwd -b` and the
+    `cryptography` package."""
+    pytest.importorskip("cryptography")
+    pki = _make_pki(tmp_path)
+    password_file = tmp_path / "passwords"
+    subprocess.run(
+        [MOSQUITTO_PASSWD, "-c", "-b", str(password_file), USERNAME, PASSWORD],
+        check=True,
+        capture_output=True,
+    )
+    plain_port, tls_port, mtls_port = free_port(), free_port(), free_port()
+    tls = f"cafile {pki.ca_file}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
+    config = (
+        _base_config(tmp_path / "mosquitto.log")
+        + f"allow_anonymous false\npassword_file {password_file}\n"
+        + f"listener {plain_port} 127.0.0.1\n"
+        + f"listener {tls_port} 127.0.0.1\n{tls}"
+        + f"listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\n"
+    )
+    instance = Broker(tmp_path, config, [plain_port, tls_port, mtls_port])
+    instance.start()
+    yield SecureBroker(instance, pki, plain_port, tls_port, mtls_port)
+    instance.stop()
+
+
+class ManualClock:
+    """A clock that moves only when told, so the simulators' physics is deterministic."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, timeout_s: float = EVENTUALLY_S, what: str = ""
+) -> T:
+    """Poll `probe` until it returns without raising AssertionError (or the exceptions a
+    probe uses to say "not yet"); return its value. Fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await probe()
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not reached within {timeout_s} s: {what} ({exc!r})") from exc
+        await asyncio.sleep(0.05)
