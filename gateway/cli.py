@@ -13,20 +13,21 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
+import io
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from gateway import __version__
 from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, PlannerSettings
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.core.site import ChargerSpec, Site
-from gateway.modbus import ModbusCharger, ModbusLinkPool, ProfileError, load_profile
-from gateway.modbus.profile import ChargerProfile
 from gateway.ocpp.v16.configuration import StationConfiguration
 from gateway.ocpp.v16.station import ChargePointIdentity, Station16
+from gateway.southbound import Southbound
 from gateway.store import Store, StoreError
 
 logger = logging.getLogger("gateway")
@@ -41,44 +42,32 @@ a WebSocket close handshake and a store flush, well inside systemd's default 90 
 
 
 class Gateway:
-    """The running gateway: store, Modbus drivers, the site, one OCPP station per charger.
+    """The running gateway: store, southbound drivers and meters, the site, one OCPP station
+    per charger, and the balancing loop when circuits are configured.
 
     `await Gateway.open(config)`, then `await run()` until cancelled, then `await close()`.
     """
 
     def __init__(
-        self, config: GatewayConfig, store: Store, pool: ModbusLinkPool, site: Site
+        self, config: GatewayConfig, store: Store, southbound: Southbound, site: Site
     ) -> None:
         self.config = config
         self.store = store
         self.site = site
+        self.southbound = southbound
         self.stations: dict[str, Station16] = {}
         self.balancing: BalancingLoop | None = None
         """The load-balancing loop, when the configuration has [[circuits]]."""
-        self._pool = pool
 
     @classmethod
     async def open(cls, config: GatewayConfig) -> Gateway:
         """Open the store and wire every charger. Raises `ConfigError` for an unknown
-        profile, `StoreError` for an unusable database."""
-        profiles = {}
-        problems = []
-        for index, charger in enumerate(config.chargers):
-            try:
-                profiles[charger.id] = load_profile(charger.profile)
-            except (ProfileError, OSError) as error:
-                problems.append(f"chargers[{index}].profile: {error}")
-        if problems:
-            raise ConfigError(problems)
+        profile or a bus named with two settings, `StoreError` for an unusable database."""
+        southbound = Southbound.build(config)
         store = await Store.open(config.gateway.store)
-        pool = ModbusLinkPool()
         site = Site(ledger=store, connection_timeout_s=config.upstream.connection_timeout_s)
-        gateway = cls(config, store, pool, site)
+        gateway = cls(config, store, southbound, site)
         for charger in config.chargers:
-            profile = profiles[charger.id]
-            driver = ModbusCharger(
-                pool.link(charger.host, charger.port), charger.unit_id, profile, name=charger.id
-            )
             site.add_charger(
                 ChargerSpec(
                     charger.id,
@@ -86,7 +75,7 @@ class Gateway:
                     phases=charger.phases,
                     poll_interval_s=charger.poll_interval_s,
                 ),
-                driver,
+                southbound.drivers[charger.id],
             )
             gateway.stations[charger.id] = Station16(
                 site,
@@ -94,7 +83,7 @@ class Gateway:
                 base_url=config.upstream.url,
                 identity=ChargePointIdentity(
                     vendor=charger.vendor or DEFAULT_VENDOR,
-                    model=charger.model or profile.name[:20],
+                    model=charger.model or southbound.capabilities[charger.id].model[:20],
                     serial_number=charger.serial_number,
                     firmware_version=f"evgw {__version__}",
                 ),
@@ -105,45 +94,44 @@ class Gateway:
                 ),
             )
         if config.circuits:
-            gateway.balancing = _balancing_loop(config, site, profiles)
+            gateway.balancing = _balancing_loop(config, site, southbound)
         return gateway
 
     async def run(self) -> None:
         """Poll and serve until cancelled."""
+        await self.southbound.start()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.site.run(), name="site")
+            tasks.create_task(self.southbound.run(), name="meters")
             if self.balancing is not None:
                 tasks.create_task(self.balancing.run(), name="balancing")
             for station in self.stations.values():
                 tasks.create_task(station.run(), name=f"station-{station.charger_id}")
 
     async def close(self) -> None:
-        await self._pool.close()
+        await self.southbound.close()
         await self.store.close()
 
 
-def _balancing_loop(
-    config: GatewayConfig, site: Site, profiles: Mapping[str, ChargerProfile]
-) -> BalancingLoop:
+def _balancing_loop(config: GatewayConfig, site: Site, southbound: Southbound) -> BalancingLoop:
     root = config.root_circuit
     assert root is not None  # parse_config checked the tree
     chargers = []
     for charger in config.chargers:
-        profile = profiles[charger.id]
-        has_watchdog = profile.watchdog is not None and profile.failsafe_current is not None
+        capabilities = southbound.capabilities[charger.id]
         chargers.append(
             BalancedCharger(
                 id=charger.id,
                 circuit=charger.circuit or root,
                 phases=charger.phases,
                 phase_rotation=charger.effective_rotation,
-                min_current_a=max(charger.min_current_a, profile.current.min_a),
+                min_current_a=max(charger.min_current_a, capabilities.min_current_a),
                 # A charger never offers more than its register takes.
-                max_current_a=min(charger.max_current_a, profile.current.max_a),
+                max_current_a=min(charger.max_current_a, capabilities.max_current_a),
                 failsafe_current_a=charger.failsafe_current_a,
-                watchdog_timeout_s=charger.watchdog_timeout_s if has_watchdog else 0,
+                watchdog_timeout_s=charger.watchdog_timeout_s if capabilities.has_watchdog else 0,
                 priority=charger.priority,
-                resolution_a=profile.current.resolution_a,
+                resolution_a=capabilities.resolution_a,
             )
         )
     try:
@@ -155,7 +143,9 @@ def _balancing_loop(
         )
     except ValueError as error:
         raise ConfigError([f"circuits: {error}"]) from error
-    return BalancingLoop(site, controller, interval_s=config.balancing.interval_s)
+    return BalancingLoop(
+        site, controller, interval_s=config.balancing.interval_s, meters=southbound.meters
+    )
 
 
 async def run_gateway(config: GatewayConfig) -> None:
@@ -212,13 +202,34 @@ def configure_logging(level: str) -> None:
 # --- running -----------------------------------------------------------------------------------
 
 
+EVENT_LOOP_ENV = "EVGW_EVENT_LOOP"
+"""Set to "asyncio" to run on the standard library's event loop instead of uvloop (for
+telling a uvloop problem from one of the gateway's own)."""
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if os.environ.get(EVENT_LOOP_ENV, "uvloop") == "asyncio":
+        return None
     try:
         import uvloop
     except ImportError:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+def _print_tasks(_signum: int, _frame: object) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        print("evgw: no event loop running", file=sys.stderr, flush=True)
+        return
+    tasks = asyncio.all_tasks(loop)
+    print(f"evgw: {len(tasks)} asyncio tasks", file=sys.stderr)
+    for task in tasks:
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
 
 
 STOP_POLL_S = 0.2
@@ -349,7 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # exits 2 on usage errors
     # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a gateway
     # that does not answer (or does not stop) is stuck, without stopping it.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr not a file
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # `kill -USR2 <pid>` prints every asyncio task and where it waits.
+    signal.signal(signal.SIGUSR2, _print_tasks)
     try:
         if args.command == "demo":
             from gateway.demo import run_demo

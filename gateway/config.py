@@ -23,8 +23,8 @@ Format::
     # RTU on a serial line (transport = "rtu"): chargers on the same serial_port share the bus,
     # which must then have the same settings everywhere it is named.
     serial_port = "/dev/ttyUSB0"
-    baudrate = 9600                         # 1200-921600
-    parity = "N"                            # N, E or O
+    baudrate = 19200                        # 1200-921600 (default: the Modbus
+    parity = "E"                            # spec's 19200 8E1); parity N, E or O
     stop_bits = 1                           # 1 or 2
     byte_size = 8                           # 7 or 8
     # MQTT chargers (transport = "mqtt"; needs the [mqtt] broker table; no profile):
@@ -106,7 +106,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from gateway.balancing.topology import (
@@ -164,14 +164,15 @@ BAUDRATES: Final = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400,
 
 
 @dataclass(frozen=True, slots=True)
-class SerialSettings:
+class SerialSection:
     """An RS-485 line's settings (transport "rtu")."""
 
     port: str
-    baudrate: int = 9600
-    parity: str = "N"
-    stop_bits: int = 1
-    byte_size: int = 8
+    baudrate: int = 19200
+    parity: Literal["N", "E", "O"] = "E"
+    stop_bits: Literal[1, 2] = 1
+    byte_size: Literal[7, 8] = 8
+    """Defaults: the Modbus serial-line specification's 19200 8E1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class ChargerSection:
     port: int = 502
     unit_id: int | None = None
     transport: str = "tcp"
-    serial: SerialSettings | None = None
+    serial: SerialSection | None = None
     """transport "rtu": the serial line."""
     mqtt_style: str | None = None
     """transport "mqtt": go-e, openwb or evgw."""
@@ -246,7 +247,7 @@ class MeterSection:
     host: str = ""
     port: int = 502
     unit_id: int | None = None
-    serial: SerialSettings | None = None
+    serial: SerialSection | None = None
     poll_interval_s: float = 1.0
     stale_after_s: float = 10.0
 
@@ -518,22 +519,22 @@ _CHARGER_KEYS = (frozenset(ChargerSection.__dataclass_fields__) - {"serial"}) | 
 
 def _parse_endpoint(
     checker: _Checker, where: str, table: Mapping[str, Any], transports: tuple[str, ...]
-) -> tuple[str, str, int, SerialSettings | None]:
+) -> tuple[str, str, int, SerialSection | None]:
     """transport, host, port and serial settings; names the key that does not fit the
     transport (a serial_port on a TCP charger is a mistake worth hearing about)."""
     transport = checker.choice(f"{where}.transport", table.get("transport", "tcp"), transports)
     host = ""
     port = 502
-    serial: SerialSettings | None = None
+    serial: SerialSection | None = None
     if transport in ("tcp", "rtu-over-tcp"):
         host = checker.text(f"{where}.host", table.get("host"))
         port = checker.integer(f"{where}.port", table.get("port", 502), 1, 65535)
         stray = sorted(_SERIAL_KEYS & set(table))
     elif transport == "rtu":
-        serial = SerialSettings(
+        serial = SerialSection(
             port=checker.text(f"{where}.serial_port", table.get("serial_port")),
-            baudrate=checker.choice(f"{where}.baudrate", table.get("baudrate", 9600), BAUDRATES),
-            parity=checker.choice(f"{where}.parity", table.get("parity", "N"), PARITIES),
+            baudrate=checker.choice(f"{where}.baudrate", table.get("baudrate", 19200), BAUDRATES),
+            parity=checker.choice(f"{where}.parity", table.get("parity", "E"), PARITIES),
             stop_bits=checker.choice(f"{where}.stop_bits", table.get("stop_bits", 1), (1, 2)),
             byte_size=checker.choice(f"{where}.byte_size", table.get("byte_size", 8), (7, 8)),
         )
@@ -623,7 +624,7 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
 
 def _check_serial_buses(problems: list[str], chargers: list[ChargerSection]) -> None:
     """Chargers naming the same serial port share one bus: its settings must agree."""
-    first: dict[str, tuple[int, SerialSettings]] = {}
+    first: dict[str, tuple[int, SerialSection]] = {}
     for index, charger in enumerate(chargers):
         if charger.serial is None:
             continue
@@ -636,7 +637,7 @@ def _check_serial_buses(problems: list[str], chargers: list[ChargerSection]) -> 
             )
 
 
-def _serial_text(serial: SerialSettings) -> str:
+def _serial_text(serial: SerialSection) -> str:
     return f"{serial.baudrate} {serial.byte_size}{serial.parity}{serial.stop_bits}"
 
 

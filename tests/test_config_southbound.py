@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, GatewayConfig, SerialSettings, load_config, parse_config
+from gateway.config import ConfigError, GatewayConfig, SerialSection, load_config, parse_config
 
 BASE = """
 [upstream]
@@ -73,7 +73,7 @@ password = "s3cret"
     )
     tcp, rtu1, rtu2, over_tcp, mqtt = config.chargers
     assert (tcp.transport, tcp.host, tcp.port, tcp.serial) == ("tcp", "192.0.2.10", 502, None)
-    assert rtu1.serial == SerialSettings("/dev/ttyUSB0", 19200, "E", 1, 8) == rtu2.serial
+    assert rtu1.serial == SerialSection("/dev/ttyUSB0", 19200, "E", 1, 8) == rtu2.serial
     assert (rtu1.host, rtu2.unit_id) == ("", 2)
     assert (over_tcp.transport, over_tcp.port) == ("rtu-over-tcp", 4196)
     assert (mqtt.mqtt_style, mqtt.mqtt_id) == ("go-e", "012345")
@@ -136,9 +136,9 @@ password = "s3cret"
         (
             '[[chargers]]\nid = "a"\ntransport = "rtu"\nserial_port = "/dev/x"\n'
             '[[chargers]]\nid = "b"\ntransport = "rtu"\nserial_port = "/dev/x"\n'
-            "baudrate = 19200\n",
+            "baudrate = 9600\n",
             "chargers[1].serial_port: '/dev/x' is already used by chargers[0] with other"
-            " settings (9600 8N1 there, 19200 8N1 here)",
+            " settings (19200 8E1 there, 9600 8E1 here)",
         ),
     ],
 )

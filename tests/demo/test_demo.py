@@ -52,6 +52,8 @@ async def test_demo_shows_sessions_and_stops_cleanly_on_sigint() -> None:
             # before killing it.
             signals = _signal_state(process.pid) + await _native_stacks(process.pid)
             process.send_signal(signal.SIGUSR1)
+            await asyncio.sleep(1)
+            process.send_signal(signal.SIGUSR2)
             await asyncio.sleep(2)
             process.kill()
             rest, errors = await process.communicate()
@@ -61,7 +63,7 @@ async def test_demo_shows_sessions_and_stops_cleanly_on_sigint() -> None:
                 + "\n--- stdout:\n"
                 + rest.decode()[-2000:]
                 + "\n--- stderr:\n"
-                + errors.decode()[-4000:]
+                + errors.decode()[-12000:]
             ) from None
     output = "".join(lines) + rest.decode()
     assert "StartTransaction" in output
