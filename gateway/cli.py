@@ -232,57 +232,43 @@ def _print_tasks(_signum: int, _frame: object) -> None:
     sys.stderr.flush()
 
 
-STOP_POLL_S = 0.2
-"""How often the signal watch looks whether SIGINT/SIGTERM arrived."""
-
-
-async def _until_received(received: list[int], woken: asyncio.Event) -> None:
-    while not received:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), STOP_POLL_S)
-    logger.info("signal received", extra={"signal": signal.Signals(received[0]).name})
-
-
 async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
     """Run `work` until it ends or SIGINT/SIGTERM arrives; then cancel it and wait for its
     clean-up (sockets closed, store closed)."""
     loop = asyncio.get_running_loop()
-    received: list[int] = []
-    woken = asyncio.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        loop.call_soon_threadsafe(woken.set)
-
-    # A plain Python handler, not loop.add_signal_handler: under uvloop, one SIGINT in a few
-    # was seen lost that way (the loop ran on, the handler never fired), which would leave a
-    # gateway deaf to systemd's SIGTERM. The handler only records the signal; the watch
-    # below turns it into a stop within STOP_POLL_S even if the wake-up is lost too.
-    previous = {
-        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     task = asyncio.create_task(work, name="main")
-    stopper = asyncio.create_task(_until_received(received, woken), name="signals")
+    stopper = asyncio.create_task(stop.wait(), name="signals")
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
     if not task.done():
         logger.info("stopping")
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
         if not done:
             # Something swallowed the cancellation or waits on a peer that does not answer:
-            # say what, then cancel once more. Committed store writes are durable either way.
-            stuck = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            # say what, then cancel every task. Committed store writes are durable either way.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             logger.error(
-                "shutdown still waiting after %.0f s; cancelling again",
+                "shutdown still waiting after %.0f s; cancelling every task",
                 SHUTDOWN_GRACE_S,
-                extra={"tasks": stuck},
+                extra={"tasks": sorted(t.get_name() for t in others)},
             )
-            task.cancel()
+            for other in others:
+                other.cancel()
+            done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE_S)
+        if not done:
+            # Better gone than deaf: a supervisor restarts a gateway that exits, not one that
+            # hangs. The event loop cannot be closed with a task that will not stop.
+            logger.critical("shutdown stuck; exiting without clean-up")
+            logging.shutdown()
+            os._exit(EXIT_FAILURE)
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return

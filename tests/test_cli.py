@@ -1,7 +1,10 @@
-"""The `evgw` command line: usage and configuration errors exit 2."""
+"""The `evgw` command line: usage and configuration errors exit 2; a stop never hangs."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +36,58 @@ def test_configuration_error_exits_2_and_names_the_key(
     assert main(["run", "--config", str(config)]) == EXIT_USAGE
     assert "chargers[0].profile:" in capsys.readouterr().err
     assert main(["run", "--config", str(tmp_path / "missing.toml")]) == EXIT_USAGE
+
+
+_STUBBORN = """
+import asyncio, sys
+import gateway.cli as cli
+
+cli.SHUTDOWN_GRACE_S = 0.5
+cli.configure_logging("WARNING")
+
+async def swallow(times):
+    # A child that ignores `times` cancellations, as a task hit by cpython#86296 would.
+    ignored = 0
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ignored += 1
+            if ignored > times:
+                raise
+
+async def work():
+    child = asyncio.create_task(swallow(int(sys.argv[1])), name="stubborn-child")
+    print("ready", flush=True)
+    await child
+
+cli.run_until_signalled(work())
+print("stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("ignored", "exit_code", "logged"),
+    [
+        (1, 0, "cancelling every task"),  # the second stage cancels the child itself
+        (1_000_000, 1, "exiting without clean-up"),  # never stops: exit rather than hang
+    ],
+)
+def test_a_stop_that_hangs_escalates_and_never_hangs_the_process(
+    ignored: int, exit_code: int, logged: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _STUBBORN, str(ignored)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGINT)
+    # A bound against a hung test, not a timing assertion.
+    out, errors = process.communicate(timeout=60)
+    assert process.returncode == exit_code, errors
+    assert logged in errors
+    assert "stubborn-child" in errors
+    assert ("stopped" in out) == (exit_code == 0)

@@ -263,7 +263,8 @@ class Site:
                 await self._poll_once(charger)
             charger.poll_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(charger.poll_now.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await charger.poll_now.wait()
 
     async def _poll_once(self, charger: _SiteCharger) -> bool:
         """One read, and a write when the charger must change; True if it wrote."""

@@ -255,7 +255,8 @@ class MqttClient:
         self.start()
         assert self._first_connack is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._first_connack), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._first_connack)
         except TimeoutError:
             await self.close()
             detail = f": {self.last_error}" if self.last_error else ""
@@ -319,7 +320,8 @@ class MqttClient:
         future = self._running_loop().create_future()
         self._suback[mid] = future
         try:
-            await asyncio.wait_for(future, self.config.ack_timeout_s)
+            async with asyncio.timeout(self.config.ack_timeout_s):
+                await future
         except TimeoutError:
             self._suback.pop(mid, None)
             raise MqttTimeout(f"{self.name}: no SUBACK for {topic_filter!r}") from None
@@ -369,7 +371,8 @@ class MqttClient:
         self._acks[info.mid] = future
         wait_s = self.config.ack_timeout_s if timeout_s is None else timeout_s
         try:
-            await asyncio.wait_for(future, wait_s)
+            async with asyncio.timeout(wait_s):
+                await future
         except TimeoutError:
             raise MqttTimeout(
                 f"{self.name}: no acknowledgement for {topic!r} within {wait_s} s"

@@ -289,7 +289,8 @@ class MqttCharger:
             if future is None:
                 return
             try:
-                ok, reason = await asyncio.wait_for(future, self.result_timeout_s)
+                async with asyncio.timeout(self.result_timeout_s):
+                    ok, reason = await future
             except TimeoutError:
                 raise ChargerUnavailable(
                     f"{self.name}: no result for {out.topic} within {self.result_timeout_s} s "

@@ -200,7 +200,8 @@ class OcppClientConnection:
                 deadline = self._rpc.next_deadline
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_sender.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake_sender.wait()
                 continue
             frame, outbound = next_call
             logger.debug(

@@ -273,7 +273,8 @@ class Station16:
             self._configuration_changed.clear()
             timeout = interval if interval > 0 else None  # 0 turns heartbeats off
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._configuration_changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._configuration_changed.wait()
                 continue  # the interval changed: start a new wait
             if not self.connection.connected:
                 continue  # nobody to tell; a heartbeat queued for later would be stale
