@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +16,8 @@ from typing import TypeVar
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from gateway.mqtt.broker import LocalBroker, base_config, free_port
+
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 USERNAME = "gateway"
@@ -31,81 +29,10 @@ EVENTUALLY_S = 15.0
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Broker:
-    """A Mosquitto process with a generated config; stop/start keep the same ports."""
-
-    def __init__(self, directory: Path, config: str, ports: list[int]) -> None:
-        self.directory = directory
-        self.ports = ports
-        self.port = ports[0]
-        self.config_file = directory / "mosquitto.conf"
-        self.log_file = directory / "mosquitto.log"
-        self.config_file.write_text(config)
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self._process is None
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.config_file)], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 10
-        while not all(_port_open(port) for port in self.ports):
-            if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log_file.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not listen: {self.log_file.read_text()}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        self._process = None
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-
-def _base_config(log_file: Path) -> str:
-    # `user root` keeps Mosquitto from dropping to the `mosquitto` user when the tests run
-    # as root (it could not read the files in the private tmp directory); ignored otherwise.
-    return f"user root\npersistence false\nlog_dest file {log_file}\nlog_type all\n"
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
+def broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """An anonymous broker on loopback."""
-    if not os.path.exists(MOSQUITTO):
-        pytest.skip("mosquitto is not installed")
-    port = free_port()
-    config = _base_config(tmp_path / "mosquitto.log") + (
-        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-    )
-    instance = Broker(tmp_path, config, [port])
+    instance = LocalBroker.anonymous(tmp_path)
     instance.start()
     yield instance
     instance.stop()
@@ -242,7 +169,7 @@ def _make_pki(directory: Path) -> Pki:
 
 @dataclass
 class SecureBroker:
-    broker: Broker
+    broker: LocalBroker
     pki: Pki
     plain_port: int
     tls_port: int
@@ -266,13 +193,13 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
     plain_port, tls_port, mtls_port = free_port(), free_port(), free_port()
     tls = f"cafile {pki.ca_file}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
     config = (
-        _base_config(tmp_path / "mosquitto.log")
+        base_config(tmp_path / "mosquitto.log")
         + f"allow_anonymous false\npassword_file {password_file}\n"
         + f"listener {plain_port} 127.0.0.1\n"
         + f"listener {tls_port} 127.0.0.1\n{tls}"
         + f"listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\n"
     )
-    instance = Broker(tmp_path, config, [plain_port, tls_port, mtls_port])
+    instance = LocalBroker(tmp_path, config, [plain_port, tls_port, mtls_port])
     instance.start()
     yield SecureBroker(instance, pki, plain_port, tls_port, mtls_port)
     instance.stop()

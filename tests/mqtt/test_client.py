@@ -21,8 +21,9 @@ from gateway.mqtt import (
     MqttTls,
     MqttWill,
 )
+from gateway.mqtt.broker import LocalBroker
 
-from .conftest import PASSWORD, USERNAME, Broker, SecureBroker, eventually
+from .conftest import PASSWORD, USERNAME, SecureBroker, eventually
 
 
 def config(port: int, client_id: str, **kwargs: Any) -> MqttConfig:
@@ -40,7 +41,7 @@ class Inbox:
         return [m.payload for m in self.messages if m.topic == topic]
 
 
-async def test_qos_levels_and_retained_messages(broker: Broker) -> None:
+async def test_qos_levels_and_retained_messages(broker: LocalBroker) -> None:
     async with (
         MqttClient(config(broker.port, "pub")) as pub,
         MqttClient(config(broker.port, "sub")) as sub,
@@ -68,7 +69,7 @@ async def test_qos_levels_and_retained_messages(broker: Broker) -> None:
         await eventually(retained_arrived, what="retained message to a late subscriber")
 
 
-async def test_handler_exception_does_not_break_the_client(broker: Broker) -> None:
+async def test_handler_exception_does_not_break_the_client(broker: LocalBroker) -> None:
     async with MqttClient(config(broker.port, "c")) as client:
         inbox = Inbox()
 
@@ -86,7 +87,7 @@ async def test_handler_exception_does_not_break_the_client(broker: Broker) -> No
         await eventually(both, what="messages after a failing handler")
 
 
-async def test_last_will_is_published_when_the_connection_drops(broker: Broker) -> None:
+async def test_last_will_is_published_when_the_connection_drops(broker: LocalBroker) -> None:
     will = MqttWill("dev/status", b"offline", qos=1, retain=True)
     async with MqttClient(config(broker.port, "observer")) as observer:
         inbox = Inbox()
@@ -103,7 +104,7 @@ async def test_last_will_is_published_when_the_connection_drops(broker: Broker) 
         )
 
 
-async def test_clean_close_does_not_publish_the_will(broker: Broker) -> None:
+async def test_clean_close_does_not_publish_the_will(broker: LocalBroker) -> None:
     will = MqttWill("dev/status", b"offline", qos=1, retain=True)
     async with MqttClient(config(broker.port, "observer")) as observer:
         device = MqttClient(config(broker.port, "device", will=will))
@@ -116,7 +117,7 @@ async def test_clean_close_does_not_publish_the_will(broker: Broker) -> None:
         assert inbox.payloads("dev/status") == []
 
 
-async def test_reconnects_and_resubscribes_after_a_broker_restart(broker: Broker) -> None:
+async def test_reconnects_and_resubscribes_after_a_broker_restart(broker: LocalBroker) -> None:
     client = MqttClient(config(broker.port, "c", reconnect_max_delay_s=1))
     await client.connect()
     inbox = Inbox()
@@ -146,7 +147,7 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(broker: Broker
         await client.close()
 
 
-async def test_publish_without_a_broker_fails_at_once(broker: Broker) -> None:
+async def test_publish_without_a_broker_fails_at_once(broker: LocalBroker) -> None:
     client = MqttClient(config(broker.port, "c", ack_timeout_s=1.0))
     await client.connect()
     try:
@@ -159,7 +160,7 @@ async def test_publish_without_a_broker_fails_at_once(broker: Broker) -> None:
 
 
 async def test_unreachable_broker_is_a_connect_error() -> None:
-    from .conftest import free_port
+    from gateway.mqtt.broker import free_port
 
     client = MqttClient(config(free_port(), "c"))
     with pytest.raises(MqttConnectError, match="no connection"):

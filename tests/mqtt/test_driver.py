@@ -21,6 +21,7 @@ from gateway.mqtt import (
     goe_style,
     openwb_style,
 )
+from gateway.mqtt.broker import LocalBroker
 from gateway.mqtt.simulator import (
     EvgwSimulator,
     GoeSimulator,
@@ -29,7 +30,7 @@ from gateway.mqtt.simulator import (
 )
 from gateway.simulation import SimulatedChargePoint
 
-from .conftest import Broker, ManualClock, eventually
+from .conftest import ManualClock, eventually
 
 STALE_S = 1.5
 """Short stale-data timeout; the simulators publish every PUBLISH_S."""
@@ -46,7 +47,7 @@ class Rig:
     driver: MqttCharger
     client: MqttClient
     clock: ManualClock
-    broker: Broker
+    broker: LocalBroker
 
     @property
     def cp(self) -> SimulatedChargePoint:
@@ -113,7 +114,7 @@ def style_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _rig(broker: Broker, clock: ManualClock, name: str, style: MqttChargerStyle) -> Rig:
+async def _rig(broker: LocalBroker, clock: ManualClock, name: str, style: MqttChargerStyle) -> Rig:
     cp = SimulatedChargePoint(name=name, clock=clock)
     sim = make_sim(name, broker.port, cp)
     await sim.start()
@@ -127,7 +128,7 @@ async def _rig(broker: Broker, clock: ManualClock, name: str, style: MqttCharger
 
 
 @pytest.fixture
-async def rig(broker: Broker, clock: ManualClock, style_name: str) -> AsyncIterator[Rig]:
+async def rig(broker: LocalBroker, clock: ManualClock, style_name: str) -> AsyncIterator[Rig]:
     setup = await _rig(broker, clock, style_name, make_style(style_name))
     yield setup
     await setup.driver.close()
@@ -265,7 +266,7 @@ async def test_negative_result_raises_with_the_reason(rig: Rig) -> None:
     await eventually(lambda: _expect(rig.cp.setpoint_a == 16.0), what="accepted again")
 
 
-async def test_missing_result_raises(broker: Broker) -> None:
+async def test_missing_result_raises(broker: LocalBroker) -> None:
     # No charger at all: the publication is acknowledged by the broker, the result never comes.
     async with MqttClient(MqttConfig(port=broker.port, client_id="gw")) as client:
         for style in (goe_style("nobody"), evgw_style("nobody")):
@@ -277,7 +278,7 @@ async def test_missing_result_raises(broker: Broker) -> None:
 
 
 async def test_keepalive_republishes_the_commanded_state(
-    broker: Broker, clock: ManualClock
+    broker: LocalBroker, clock: ManualClock
 ) -> None:
     setup = await _rig(broker, clock, "evgw", evgw_style("cp-7", watchdog_s=0.4))
     try:
@@ -301,7 +302,7 @@ async def test_keepalive_republishes_the_commanded_state(
 
 
 async def test_goe_resends_its_state_after_the_charger_restarts(
-    broker: Broker, clock: ManualClock
+    broker: LocalBroker, clock: ManualClock
 ) -> None:
     setup = await _rig(broker, clock, "go-e", goe_style("000123"))
     sim = setup.sim
@@ -323,7 +324,7 @@ async def test_goe_resends_its_state_after_the_charger_restarts(
 # ---------------------------------------------------------------------- availability
 
 
-async def test_unavailable_before_the_first_complete_state(broker: Broker) -> None:
+async def test_unavailable_before_the_first_complete_state(broker: LocalBroker) -> None:
     async with MqttClient(MqttConfig(port=broker.port, client_id="gw")) as client:
         for name in STYLES:
             driver = MqttCharger(client, make_style(name), stale_after_s=STALE_S)
@@ -365,7 +366,7 @@ async def test_stale_data_makes_the_charger_unavailable(rig: Rig) -> None:
 
 
 async def test_openwb_without_availability_topic_relies_on_staleness(
-    broker: Broker, clock: ManualClock
+    broker: LocalBroker, clock: ManualClock
 ) -> None:
     cp = SimulatedChargePoint(clock=clock)
     sim = OpenWbSimulator(MqttConfig(port=broker.port), 5, charge_point=cp, interval_s=PUBLISH_S)
