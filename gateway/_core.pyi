@@ -308,3 +308,34 @@ class BalancingSolver:
     def describe(self, reason: int, node: int, limit: int) -> str:
         """The explanation of one result, e.g. 'paused: no headroom at node "board2" phase
         L2'."""
+
+# ---------------------------------------------------------------- Modbus register decoding
+
+RegisterLayoutValue: TypeAlias = tuple[str, int, str, int, str, float, bool]
+"""`(name, offset, type, count, word_order, scale, hex)`: one value of a `RegisterLayout`.
+`type` is a `RegisterType` value ("u16" … "f64", "string"), `count` its registers (the type's
+width, or the string's length), `word_order` "big" or "little", `hex` True for an integer
+shown as lowercase hex (RFID tags)."""
+
+class RegisterLayout:
+    """A compiled block layout: the values one Modbus read request returns, with
+    `scaled_value`'s semantics (raw x scale, integers kept at scale 1, hex format, strings up to
+    the first NUL, NaN and infinities refused). Decoding errors raise
+    `gateway.modbus.registers.RegisterDecodeError` (a `ChargerUnavailable`) naming the value."""
+
+    def __init__(self, values: Iterable[RegisterLayoutValue]) -> None:
+        """Raises `ValueError` for a bad layout (unknown type or word order, a count that does
+        not fit the type, a value past register 65535, a non-finite scale, hex on a
+        non-integer type, a name given twice) and `TypeError` for a malformed tuple."""
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The value names, in layout order."""
+    @property
+    def block_len(self) -> int:
+        """Registers a block needs: the end of the value reaching furthest."""
+    def __len__(self) -> int: ...
+    def decode(self, words: Iterable[int]) -> dict[str, int | float | str]:
+        """Decode one block of 16-bit words (longer blocks are fine) into `{name: value}`."""
+    def decode_many(self, blocks: Iterable[Iterable[int]]) -> list[dict[str, int | float | str]]:
+        """Decode many blocks with this layout; all or nothing (the error names the block's
+        index)."""

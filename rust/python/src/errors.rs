@@ -352,3 +352,21 @@ pub(crate) fn to_pyerr(py: Python<'_>, error: Error, version: Version) -> PyErr 
         Err(e) => e,
     }
 }
+
+/// `gateway.modbus.registers.RegisterDecodeError`, imported on first use (the Modbus package
+/// pulls in pymodbus, which the codec alone should not pay for at import).
+static REGISTER_DECODE_ERROR: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
+
+/// A `RegisterDecodeError` with `message`: the pure-Python class itself, so that the driver's
+/// `except RegisterDecodeError` and the poller's `except ChargerUnavailable` catch it. Should
+/// that module not import, a `ValueError` with the import error as its cause.
+pub(crate) fn register_decode_error(py: Python<'_>, message: String) -> PyErr {
+    match REGISTER_DECODE_ERROR.import(py, "gateway.modbus.registers", "RegisterDecodeError") {
+        Ok(class) => PyErr::from_type(class.clone(), (message,)),
+        Err(import_error) => {
+            let error = pyo3::exceptions::PyValueError::new_err(message);
+            error.set_cause(py, Some(import_error));
+            error
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! `gateway._core`: the Python face of the evgw Rust crates.
 //!
 //! Thin on purpose: argument conversion, Python object building and exception mapping. All
-//! protocol logic lives in `evgw_ocpp` and the solver in `evgw_balancing`.
+//! protocol logic lives in `evgw_ocpp`, the solver in `evgw_balancing` and register decoding
+//! in `evgw_registers`.
 
 mod balancing;
 mod convert;
 mod errors;
 mod ocpp;
+mod registers;
 
 use pyo3::prelude::*;
 
@@ -22,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     ocpp::register(m)?;
     balancing::register(m)?;
+    registers::register(m)?;
     Ok(())
 }
