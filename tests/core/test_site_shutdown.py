@@ -24,8 +24,11 @@ async def test_cancelling_the_site_while_a_poll_is_woken_stops_it() -> None:
                 ModbusCharger(link, None, simulator.profile, name="CP-1"),
             )
             running = asyncio.create_task(site.run())
-            while site.connector("CP-1").reading is None:
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(10):
+                while True:
+                    if site.connector("CP-1").reading is not None:
+                        break
+                    await asyncio.sleep(0.01)
             # Land at different points of the poll cycle, round after round.
             await asyncio.sleep(0.003 * (round_ % 17))
             # Wake the poll task and cancel the site in one tick.
