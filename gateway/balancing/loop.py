@@ -31,6 +31,7 @@ from gateway.core.clock import Clock, SystemClock
 from gateway.core.events import ChargerConnectivityChanged, SessionEnded, SessionStarted, SiteEvent
 from gateway.core.meter import MeterReading
 from gateway.core.site import Site
+from gateway.core.tasks import raise_if_cancelling
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class BalancingLoop:
         events = self.site.subscribe()
         try:
             while True:
+                raise_if_cancelling()
                 try:
                     await self.tick()
                 except Exception:

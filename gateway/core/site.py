@@ -33,6 +33,7 @@ from gateway.core.events import (
     SiteEvent,
 )
 from gateway.core.session import Session, StopReason
+from gateway.core.tasks import raise_if_cancelling
 
 __all__ = [
     "Authorizer",
@@ -256,6 +257,7 @@ class Site:
     async def _poll_forever(self, charger: _SiteCharger) -> None:
         interval = charger.spec.poll_interval_s
         while True:
+            raise_if_cancelling()
             wrote = await self._poll_once(charger)
             if wrote:
                 # Read back at once, so the new state (and a session closing on a stop)

@@ -15,6 +15,7 @@ from typing import Protocol
 from gateway.core.charger import ChargerUnavailable
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.meter import MeterReading
+from gateway.core.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -86,5 +87,6 @@ class MeterMonitor:
     async def run(self) -> None:
         """Poll until cancelled; a failed poll is logged once per outage, never fatal."""
         while True:
+            raise_if_cancelling()
             await self.poll_once()
             await asyncio.sleep(self.interval_s)

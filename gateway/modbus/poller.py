@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.core.charger import ChargerReading, ChargerUnavailable
+from gateway.core.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class ChargerPoller:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
+            raise_if_cancelling()
             await self.poll_once()
             next_at += self.interval_s
             now = loop.time()
