@@ -8,7 +8,6 @@ from typing import Protocol
 from gateway.core.charger import ChargerUnavailable
 from gateway.core.meter import MeterReading
 from gateway.meters.profile import MeterProfile
-from gateway.modbus.driver import scaled_value
 from gateway.modbus.link import ModbusLinkError
 from gateway.modbus.profile import RegisterTable
 from gateway.modbus.registers import RegisterDecodeError, RegisterValue
@@ -37,6 +36,7 @@ class ModbusMeter:
         self.profile = profile
         self.name = name
         self._plan = profile.plan_reads()
+        self._layouts = [request.layout() for request in self._plan]
 
     def __repr__(self) -> str:
         return f"ModbusMeter({self.name})"
@@ -45,7 +45,7 @@ class ModbusMeter:
         """Poll the meter once. Raises `MeterUnavailable` naming the meter, the registers
         and what went wrong."""
         values: dict[str, RegisterValue] = {}
-        for request in self._plan:
+        for index, request in enumerate(self._plan):
             try:
                 words = await self.link.read_registers(
                     self.unit_id, request.table, request.address, request.count
@@ -53,14 +53,10 @@ class ModbusMeter:
             except ModbusLinkError as exc:
                 names = ", ".join(spec.name for spec in request.registers)
                 raise MeterUnavailable(f"meter {self.name}: {names}: {exc}") from exc
-            for spec in request.registers:
-                offset = spec.address - request.address
-                try:
-                    values[spec.name] = scaled_value(spec, words[offset : offset + spec.count])
-                except RegisterDecodeError as exc:
-                    raise MeterUnavailable(
-                        f"meter {self.name}: {spec.name} ({spec.table.value} {spec.address}): {exc}"
-                    ) from exc
+            try:
+                values.update(request.decode(words, self._layouts[index]))
+            except RegisterDecodeError as exc:
+                raise MeterUnavailable(f"meter {self.name}: {exc}") from exc
         return _reading(values)
 
 

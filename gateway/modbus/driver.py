@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from gateway._core import RegisterLayout
 from gateway.core.charger import ChargerReading, ChargerUnavailable, round_down_to_resolution
 from gateway.modbus.link import ModbusLink, ModbusLinkError
 from gateway.modbus.profile import (
@@ -89,6 +90,8 @@ class ModbusCharger:
         self.name = name or f"{profile.name}@{link.endpoint}/{self.unit_id}"
         self._clock = clock
         self._read_plan = profile.plan_reads(profile.reading_registers)
+        # Compiled decoders per planned request, built on first use.
+        self._layouts: dict[ReadRequest, RegisterLayout] = {}
         self._last_rfid = ""
         # What the gateway last commanded, for chargers that cannot report it back.
         self._enabled = True
@@ -352,14 +355,13 @@ class ModbusCharger:
             except ModbusLinkError as exc:
                 self._initialized = False
                 raise ChargerUnavailable(f"{self.name}: {names}: {exc}") from exc
-            for spec in request.registers:
-                offset = spec.address - request.address
-                try:
-                    values[spec.name] = scaled_value(spec, words[offset : offset + spec.count])
-                except RegisterDecodeError as exc:
-                    raise RegisterDecodeError(
-                        f"{self.name}: {spec.name} ({spec.table.value} {spec.address}): {exc}"
-                    ) from exc
+            layout = self._layouts.get(request)
+            if layout is None:
+                layout = self._layouts[request] = request.layout()
+            try:
+                values.update(request.decode(words, layout))
+            except RegisterDecodeError as exc:
+                raise RegisterDecodeError(f"{self.name}: {exc}") from exc
         return values
 
     def _reading(self, values: Mapping[str, RegisterValue]) -> ChargerReading:
