@@ -2,6 +2,7 @@
 
     evgw demo [--chargers N] [--duration S]   a simulated site with a local central system
     evgw run --config FILE                    the gateway, from a TOML configuration
+    evgw simulate --config FILE [--duration S] that configuration on simulated hardware
 
 Exit codes: 0 done (also after Ctrl-C/SIGTERM), 2 usage or configuration error, 1 runtime
 failure. The event loop is uvloop where it is installed.
@@ -332,6 +333,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="try a configuration on simulated chargers and meters",
+        description=(
+            "Run the gateway on a TOML configuration with every charger and meter replaced by"
+            " a simulator on the same kind of transport (Modbus TCP, RTU over a pseudo-"
+            "terminal, RTU over TCP, MQTT on a local Mosquitto), with EVs that plug in and"
+            " out. Upstream is a local central system that prints every message, unless"
+            " --upstream. Stops on Ctrl-C, or after --duration."
+        ),
+    )
+    simulate.add_argument("--config", required=True, metavar="FILE", help="TOML configuration")
+    simulate.add_argument(
+        "--duration", type=_positive_seconds, help="stop after this many seconds (default: never)"
+    )
+    simulate.add_argument(
+        "--speed",
+        type=_positive_seconds,
+        default=1.0,
+        help="simulated seconds per real second for the EVs (default 1)",
+    )
+    simulate.add_argument(
+        "--upstream",
+        action="store_true",
+        help="connect to the configured central system instead of a local one",
+    )
+
     run = commands.add_parser(
         "run",
         help="run the gateway from a configuration file",
@@ -360,6 +388,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_OK
         config = load_config(args.config)
+        if args.command == "simulate":
+            from gateway.simulation.site import run_simulation
+
+            configure_logging("WARNING")
+            run_until_signalled(
+                run_simulation(
+                    config,
+                    out=sys.stdout,
+                    duration_s=args.duration,
+                    speed=args.speed,
+                    use_configured_upstream=args.upstream,
+                )
+            )
+            return EXIT_OK
         configure_logging(config.gateway.log_level)
         run_until_signalled(run_gateway(config))
         return EXIT_OK

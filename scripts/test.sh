@@ -47,6 +47,8 @@ step "mypy" python3 -m mypy
 step "pytest" python3 -m pytest -q -p no:cacheprovider
 step "codec benchmark (short)" python3 benches/bench_codec.py --quick --report benches/report-codec.txt
 step "balancing benchmark (short)" python3 benches/bench_balancing.py --quick --report benches/report-balancing.txt
+step "register decoding benchmark (short)" python3 benches/bench_registers.py --quick --report benches/report-registers.txt
+step "poll benchmark (short)" python3 benches/bench_poll.py --quick --report benches/report-poll.txt
 step "depot day (short)" python3 benches/depot_day.py --quick --report benches/report-depot-day.txt
 
 echo
