@@ -12,7 +12,6 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +22,9 @@ from gateway.modbus.profile import (
     RegisterSpec,
     RequestRules,
     plan_reads,
+    read_profile_file,
     register_table_parser,
+    shipped_names,
 )
 
 METER_ROLES: Mapping[str, str] = MappingProxyType(
@@ -71,12 +72,7 @@ class MeterProfile:
 
 def meter_profile_names() -> list[str]:
     """Names of the meter profiles shipped with the package."""
-    folder = resources.files("gateway.meters") / "profiles"
-    return sorted(
-        entry.name.removesuffix(".toml")
-        for entry in folder.iterdir()
-        if entry.name.endswith(".toml")
-    )
+    return shipped_names("gateway.meters")
 
 
 def load_meter_profile(name_or_path: str | Path) -> MeterProfile:
@@ -84,16 +80,8 @@ def load_meter_profile(name_or_path: str | Path) -> MeterProfile:
 
     Raises `ProfileError` naming the file, the key and the problem when the file is
     malformed, and `FileNotFoundError` when there is no such profile."""
-    path = Path(name_or_path)
-    if isinstance(name_or_path, str) and path.suffix != ".toml" and len(path.parts) == 1:
-        resource = resources.files("gateway.meters") / "profiles" / f"{name_or_path}.toml"
-        if not resource.is_file():
-            raise FileNotFoundError(
-                f"no meter profile named {name_or_path!r}; "
-                f"shipped: {', '.join(meter_profile_names())}"
-            )
-        return parse_meter_profile(resource.read_text(encoding="utf-8"), f"{name_or_path}.toml")
-    return parse_meter_profile(path.read_text(encoding="utf-8"), path.name)
+    text, file_name = read_profile_file("gateway.meters", "meter", name_or_path)
+    return parse_meter_profile(text, file_name)
 
 
 def parse_meter_profile(text: str, file_name: str) -> MeterProfile:

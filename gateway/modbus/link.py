@@ -377,12 +377,8 @@ class ModbusLink(ABC):
             self._client = None
 
 
-class ModbusTcpLink(ModbusLink):
-    """Modbus TCP to host:port, shared by every unit id behind it (see `ModbusLink`).
-
-    Three consecutive timeouts rebuild the connection: a half-open TCP connection never
-    reports an error by itself.
-    """
+class _SocketLink(ModbusLink):
+    """A link over a TCP socket to host:port."""
 
     def __init__(
         self,
@@ -403,6 +399,14 @@ class ModbusTcpLink(ModbusLink):
         self.host = host
         self.port = port
 
+
+class ModbusTcpLink(_SocketLink):
+    """Modbus TCP to host:port, shared by every unit id behind it (see `ModbusLink`).
+
+    Three consecutive timeouts rebuild the connection: a half-open TCP connection never
+    reports an error by itself.
+    """
+
     @property
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
@@ -421,7 +425,7 @@ class ModbusTcpLink(ModbusLink):
         )
 
 
-class ModbusRtuOverTcpLink(ModbusLink):
+class ModbusRtuOverTcpLink(_SocketLink):
     """Modbus RTU frames over TCP to a serial-to-Ethernet converter at host:port, shared by
     every unit on the RS-485 bus behind it (see `ModbusLink`).
 
@@ -431,25 +435,6 @@ class ModbusRtuOverTcpLink(ModbusLink):
     whole bus went quiet: likely a half-open connection), or when this link has only ever
     addressed one unit (then the two cases cannot be told apart, as with `ModbusTcpLink`).
     """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        request_timeout_s: float = 2.0,
-        backoff_initial_s: float = 1.0,
-        backoff_max_s: float = 60.0,
-        request_gap_s: float = 0.0,
-    ) -> None:
-        super().__init__(
-            request_timeout_s=request_timeout_s,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-            request_gap_s=request_gap_s,
-        )
-        self.host = host
-        self.port = port
 
     @property
     def endpoint(self) -> str:

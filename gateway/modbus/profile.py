@@ -471,14 +471,35 @@ def plan_reads(registers: Iterable[RegisterSpec], rules: RequestRules) -> tuple[
     return tuple(requests)
 
 
-def profile_names() -> list[str]:
-    """Names of the profiles shipped with the package."""
-    folder = resources.files("gateway.modbus") / "profiles"
+def shipped_names(package: str) -> list[str]:
+    """Names of the profile files shipped in `package`'s `profiles` folder."""
+    folder = resources.files(package) / "profiles"
     return sorted(
         entry.name.removesuffix(".toml")
         for entry in folder.iterdir()
         if entry.name.endswith(".toml")
     )
+
+
+def read_profile_file(package: str, kind: str, name_or_path: str | Path) -> tuple[str, str]:
+    """The text and file name of a profile: a shipped one by name (a bare name without
+    `.toml`, looked up in `package`'s `profiles` folder) or any file by path. Raises
+    `FileNotFoundError` naming the shipped `kind` profiles when there is no such name."""
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and path.suffix != ".toml" and len(path.parts) == 1:
+        resource = resources.files(package) / "profiles" / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise FileNotFoundError(
+                f"no {kind} profile named {name_or_path!r};"
+                f" shipped: {', '.join(shipped_names(package))}"
+            )
+        return resource.read_text(encoding="utf-8"), f"{name_or_path}.toml"
+    return path.read_text(encoding="utf-8"), path.name
+
+
+def profile_names() -> list[str]:
+    """Names of the charger profiles shipped with the package."""
+    return shipped_names("gateway.modbus")
 
 
 def load_profile(name_or_path: str | Path) -> ChargerProfile:
@@ -487,18 +508,7 @@ def load_profile(name_or_path: str | Path) -> ChargerProfile:
     Raises `ProfileError` naming the file, the key and the problem when the file is
     malformed, and `FileNotFoundError` when there is no such profile.
     """
-    path = Path(name_or_path)
-    if isinstance(name_or_path, str) and path.suffix != ".toml" and len(path.parts) == 1:
-        resource = resources.files("gateway.modbus") / "profiles" / f"{name_or_path}.toml"
-        if not resource.is_file():
-            raise FileNotFoundError(
-                f"no charger profile named {name_or_path!r}; shipped: {', '.join(profile_names())}"
-            )
-        text = resource.read_text(encoding="utf-8")
-        file_name = f"{name_or_path}.toml"
-    else:
-        text = path.read_text(encoding="utf-8")
-        file_name = path.name
+    text, file_name = read_profile_file("gateway.modbus", "charger", name_or_path)
     return parse_profile(text, file_name)
 
 
