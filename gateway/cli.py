@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from gateway import __version__
 from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, PlannerSettings
+from gateway.balancing.loop import UsualNeed
+from gateway.balancing.phases import PhaseSwitchSettings
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.core.site import ChargerSpec, Site
 from gateway.ocpp.v16.configuration import StationConfiguration
@@ -118,8 +120,14 @@ def _balancing_loop(config: GatewayConfig, site: Site, southbound: Southbound) -
     root = config.root_circuit
     assert root is not None  # parse_config checked the tree
     chargers = []
-    for charger in config.chargers:
+    problems = []
+    for index, charger in enumerate(config.chargers):
         capabilities = southbound.capabilities[charger.id]
+        if charger.phase_switching and not capabilities.can_switch_phases:
+            problems.append(
+                f"chargers[{index}].phase_switching: {capabilities.model} cannot switch phases"
+                " (its profile has no [writes.phases])"
+            )
         chargers.append(
             BalancedCharger(
                 id=charger.id,
@@ -133,19 +141,35 @@ def _balancing_loop(config: GatewayConfig, site: Site, southbound: Southbound) -
                 watchdog_timeout_s=charger.watchdog_timeout_s if capabilities.has_watchdog else 0,
                 priority=charger.priority,
                 resolution_a=capabilities.resolution_a,
+                can_switch_phases=charger.phase_switching,
             )
         )
+    if problems:
+        raise ConfigError(problems)
     try:
         controller = BalancingController(
             [circuit.circuit for circuit in config.circuits],
             chargers,
             PlannerSettings(config.balancing.ramp_a_per_s, config.balancing.deadband_a),
             min_run_s=config.balancing.min_run_s,
+            phase_settings=PhaseSwitchSettings(
+                up_delay_s=config.balancing.phase_up_delay_s,
+                min_dwell_s=config.balancing.phase_min_dwell_s,
+                max_switches=config.balancing.max_phase_switches,
+            ),
         )
     except ValueError as error:
         raise ConfigError([f"circuits: {error}"]) from error
     return BalancingLoop(
-        site, controller, interval_s=config.balancing.interval_s, meters=southbound.meters
+        site,
+        controller,
+        interval_s=config.balancing.interval_s,
+        meters=southbound.meters,
+        usual_needs={
+            charger.id: UsualNeed(charger.departure, charger.energy_needed_kwh * 1000.0)
+            for charger in config.chargers
+            if charger.departure is not None and charger.energy_needed_kwh is not None
+        },
     )
 
 

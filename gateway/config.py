@@ -46,6 +46,10 @@ Format::
     watchdog_timeout_s = 60                 # that fallback's timeout; 0 = no watchdog (the
                                             # charger then keeps its last setpoint)
     priority = 0                            # admission class, higher first (-100..100)
+    phase_switching = false                 # may drop a session to one phase when three do
+                                            # not fit (profile needs [writes.phases])
+    departure = "06:30"                     # when vehicles here usually leave (local time) ...
+    energy_needed_kwh = 40.0                # ... and what they need by then: their urgency
 
     [mqtt]                                  # the broker MQTT chargers talk through
     host = "127.0.0.1"
@@ -86,7 +90,11 @@ Format::
     ramp_a_per_s = 0.5                      # raises at most this fast (cuts are at once)
     deadband_a = 0.2                        # smaller raises are not written
     min_run_s = 180                         # an admitted session keeps its turn this long
-                                            # before a more urgent paused one takes it
+                                            # before a more urgent paused one takes it; also
+                                            # the rotation period of paused sessions
+    phase_up_delay_s = 600                  # 1p -> 3p only after three phases fitted this long
+    phase_min_dwell_s = 180                 # no phase switch sooner than this after the last
+    max_phase_switches = 4                  # per session
 
 With `[[circuits]]`, a session's current comes from the balancing loop instead of
 `max_current_a`. At load, the failsafe currents of the chargers under each circuit are
@@ -203,6 +211,12 @@ class ChargerSection:
     failsafe_current_a: float = 0.0
     watchdog_timeout_s: int = DEFAULT_WATCHDOG_TIMEOUT_S
     priority: int = 0
+    phase_switching: bool = False
+    """May switch a session between three phases and one (the profile must support it)."""
+    departure: str | None = None
+    """Local time ("HH:MM") the vehicles at this charger usually leave: their urgency."""
+    energy_needed_kwh: float | None = None
+    """Energy a vehicle here usually needs by its departure."""
 
     @property
     def effective_rotation(self) -> str:
@@ -259,6 +273,10 @@ class BalancingSection:
     deadband_a: float = 0.2
     min_run_s: float = 180.0
     """evcc's 3 min disable delay (load-balancing.md §3.5): against pause/resume flapping."""
+    phase_up_delay_s: float = 600.0
+    """1p → 3p only after three phases fitted this long (EVerest's 600 s, §3.5)."""
+    phase_min_dwell_s: float = 180.0
+    max_phase_switches: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +399,21 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         ),
         min_run_s=checker.number(
             "balancing.min_run_s", balancing_table.get("min_run_s", 180.0), 0.0, 3600.0
+        ),
+        phase_up_delay_s=checker.number(
+            "balancing.phase_up_delay_s",
+            balancing_table.get("phase_up_delay_s", 600.0),
+            0.0,
+            86400.0,
+        ),
+        phase_min_dwell_s=checker.number(
+            "balancing.phase_min_dwell_s",
+            balancing_table.get("phase_min_dwell_s", 180.0),
+            0.0,
+            86400.0,
+        ),
+        max_phase_switches=checker.integer(
+            "balancing.max_phase_switches", balancing_table.get("max_phase_switches", 4), 0, 100
         ),
     )
     if not problems:
@@ -576,6 +609,8 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
                 checker.problems.append(
                     f'{where}.{key}: only for transport "mqtt", not {transport!r}'
                 )
+    if table.get("phase_switching") is True and table.get("phases", 3) != 3:
+        checker.problems.append(f"{where}.phase_switching: only a three-phase charger switches")
     failsafe = checker.number(
         f"{where}.failsafe_current_a", table.get("failsafe_current_a", 0.0), 0.0, 1000.0
     )
@@ -619,6 +654,17 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
             65535,
         ),
         priority=checker.integer(f"{where}.priority", table.get("priority", 0), -100, 100),
+        phase_switching=checker.boolean(
+            f"{where}.phase_switching", table.get("phase_switching", False)
+        ),
+        departure=None
+        if table.get("departure") is None
+        else checker.clock_time(f"{where}.departure", table.get("departure")),
+        energy_needed_kwh=None
+        if table.get("energy_needed_kwh") is None
+        else checker.number(
+            f"{where}.energy_needed_kwh", table.get("energy_needed_kwh"), 0.1, 1000.0
+        ),
     )
 
 
@@ -811,6 +857,28 @@ class _Checker:
             self.problems.append(f"{where}: must be a table, got {_shown(value)}")
             return {}
         return value
+
+    def boolean(self, where: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            self.problems.append(f"{where}: must be true or false, got {_shown(value)}")
+            return False
+        return value
+
+    def clock_time(self, where: str, value: Any) -> str:
+        """A local time of day, "HH:MM" (24 h)."""
+        text = value if isinstance(value, str) else ""
+        hours, _, minutes = text.partition(":")
+        if not (
+            len(hours) == 2
+            and len(minutes) == 2
+            and hours.isdigit()
+            and minutes.isdigit()
+            and int(hours) < 24
+            and int(minutes) < 60
+        ):
+            self.problems.append(f'{where}: must be a time of day "HH:MM", got {_shown(value)}')
+            return "00:00"
+        return text
 
     def text(self, where: str, value: Any) -> str:
         if value is None:

@@ -52,6 +52,8 @@ class ChargerCapabilities:
     resolution_a: float
     has_watchdog: bool
     """The gateway can program a watchdog with a failsafe current."""
+    can_switch_phases: bool = False
+    """The profile or style can switch between one and three phases."""
 
 
 class Southbound:
@@ -127,6 +129,7 @@ class Southbound:
             max_current_a=profile.current.max_a,
             resolution_a=profile.current.resolution_a,
             has_watchdog=profile.watchdog is not None and profile.failsafe_current is not None,
+            can_switch_phases=profile.phases is not None,
         )
 
     def _add_mqtt_charger(self, config: GatewayConfig, charger: ChargerSection) -> None:
@@ -151,6 +154,7 @@ class Southbound:
             # Our own schema carries the watchdog and failsafe in every command; go-e and
             # openWB have none the gateway can set.
             has_watchdog=style.keepalive_s is not None,
+            can_switch_phases=style.supports_phases,
         )
 
     def _add_meter(self, meter: MeterSection) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import Gateway
 from gateway.config import ConfigError, GatewayConfig, load_config
 
 HEAD = """
@@ -29,7 +30,10 @@ max_current_a = [40, 40, 32]
 def charger(number: int, **keys: object) -> str:
     lines = [f'[[chargers]]\nid = "CP-{number}"\nhost = "192.0.2.{number}"']
     for key, value in keys.items():
-        lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        else:
+            lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
     return "\n".join(lines) + "\n"
 
 
@@ -124,3 +128,67 @@ def test_failsafe_currents_over_a_fuse_are_refused_per_grid_phase(tmp_path: Path
 )
 def test_balancing_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in problems(tmp_path, text)
+
+
+def test_phase_switching_and_usual_needs(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        charger(
+            1,
+            profile="keba-p40",
+            phase_switching=True,
+            departure="06:30",
+            energy_needed_kwh=45,
+        )
+        + TREE
+        + "[balancing]\nphase_up_delay_s = 420\nmax_phase_switches = 2\n",
+    )
+    (only,) = config.chargers
+    assert (only.phase_switching, only.departure, only.energy_needed_kwh) == (True, "06:30", 45.0)
+    assert config.balancing.phase_up_delay_s == 420.0
+    assert config.balancing.max_phase_switches == 2
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"phase_switching": "yes"},
+            'chargers[0].phase_switching: must be true or false, got "yes"',
+        ),
+        (
+            {"phase_switching": True, "phases": 1, "phase_rotation": "R"},
+            "chargers[0].phase_switching: only a three-phase charger switches",
+        ),
+        ({"departure": "6:30"}, 'chargers[0].departure: must be a time of day "HH:MM", got "6:30"'),
+        ({"departure": "24:00"}, 'chargers[0].departure: must be a time of day "HH:MM"'),
+        ({"energy_needed_kwh": 0}, "chargers[0].energy_needed_kwh: must be a number between 0.1"),
+    ],
+)
+def test_vehicle_and_phase_keys_name_the_problem(
+    tmp_path: Path, keys: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load(tmp_path, charger(1, **keys) + TREE)
+    assert any(problem.startswith(expected) for problem in raised.value.problems), (
+        raised.value.problems
+    )
+
+
+async def test_phase_switching_on_a_charger_that_cannot_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    config = load(
+        tmp_path,
+        '[gateway]\nstore = "'
+        + str(tmp_path / "s.sqlite3")
+        + '"\n'
+        + charger(1, profile="keba-p30", phase_switching=True)
+        + TREE,
+    )
+    with pytest.raises(ConfigError) as raised:
+        await Gateway.open(config)
+    assert raised.value.problems == [
+        "chargers[0].phase_switching: keba-p30 cannot switch phases (its profile has no"
+        " [writes.phases])"
+    ]

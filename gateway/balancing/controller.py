@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway._core import BalancingSolver
+from gateway.balancing.phases import PhaseSwitcher, PhaseSwitchSettings
 from gateway.balancing.planner import (
     ChargerLimits,
     PlannerSettings,
@@ -53,6 +55,8 @@ class BalancedCharger:
     watchdog_timeout_s: float = 0.0
     priority: int = 0
     resolution_a: float = DEFAULT_RESOLUTION_A
+    can_switch_phases: bool = False
+    """A three-phase charger that may switch a session to one phase (`phase_switching`)."""
 
     @property
     def placement(self) -> ChargerPlacement:
@@ -81,6 +85,16 @@ class ChargerSnapshot:
     """This tick's cap (EV, cable, upstream or local-API limits); inf = none."""
     energy_needed_wh: float | None = None
     departure_in_s: float | None = None
+    session_id: str | None = None
+    """The active session, so 1p/3p switching can count switches per session."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChange:
+    """Switch a charger to `phases` before this tick's setpoints are written."""
+
+    charger_id: str
+    phases: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +119,11 @@ class BalancingController:
         settings: PlannerSettings | None = None,
         *,
         min_run_s: float = MIN_RUN_S,
+        phase_settings: PhaseSwitchSettings | None = None,
     ) -> None:
         self.min_run_s = min_run_s
         self._running_since: dict[str, float] = {}
+        self._paused_since: dict[str, float] = {}
         self.circuits = {circuit.id: circuit for circuit in circuits}
         self.chargers = {charger.id: charger for charger in chargers}
         self._placements = [charger.placement for charger in chargers]
@@ -130,11 +146,16 @@ class BalancingController:
                     charger.min_current_a,
                     charger.max_current_a,
                     charger.resolution_a,
-                    False,  # 1p/3p switching is not driven yet: sessions keep their phases
+                    charger.can_switch_phases and charger.phases == 3,
                 )
                 for charger in chargers
             ],
         )
+        self.phases = PhaseSwitcher(
+            [c.id for c in chargers if c.can_switch_phases and c.phases == 3], phase_settings
+        )
+        self.phase_changes: list[PhaseChange] = []
+        """What the last tick wants switched before its writes (see `confirm_phases`)."""
         self.planner = SetpointPlanner(
             {charger.id: charger.limits for charger in chargers}, settings
         )
@@ -199,6 +220,19 @@ class BalancingController:
                 node_meter_state.append(METER_FRESH)
 
         columns = [self._snapshot(snapshots, charger_id) for charger_id in ids]
+        for charger_id, snapshot in zip(ids, columns, strict=True):
+            if charger_id in self.phases:
+                session = snapshot.session_id if snapshot.wants_current else None
+                self.phases.new_session(charger_id, session)
+        phases_now = [self._phases_now(charger_id) for charger_id in ids]
+        allow_1p = [
+            int(
+                charger_id in self.phases
+                and phases_now[index] == 3
+                and self.phases.can_switch(charger_id, now)
+            )
+            for index, charger_id in enumerate(ids)
+        ]
         measured: list[float] = []
         for charger_id, snapshot in zip(ids, columns, strict=True):
             if offline[charger_id]:
@@ -211,22 +245,28 @@ class BalancingController:
                 measured.extend(max(0.0, amps) for amps in snapshot.measured_a)
         # A vehicle whose stated need is met asks for nothing more: its share goes to others.
         active = [int(s.online and s.wants_current and not _need_met(s)) for s in columns]
-        setpoints, _phases, reasons, reason_nodes, reason_rows = self.solver.solve(
-            active,
-            max_current=[s.cap_a for s in columns],
-            phases=[self.chargers[charger_id].phases for charger_id in ids],
-            priority=[self._admission_class(charger_id, now) for charger_id in ids],
-            energy_needed_wh=[
+        solve_args: dict[str, Any] = {
+            "max_current": [s.cap_a for s in columns],
+            "priority": [self._admission_class(charger_id, now) for charger_id in ids],
+            "energy_needed_wh": [
                 math.nan if s.energy_needed_wh is None else s.energy_needed_wh for s in columns
             ],
-            departure_s=[
+            "departure_s": [
                 math.nan if s.departure_in_s is None else s.departure_in_s for s in columns
             ],
-            measured=measured,
-            node_max_current=node_max_current,
-            node_max_power=node_max_power,
-            node_meter=node_meter,
-            node_meter_state=node_meter_state,
+            "waited": [self._waited(charger_id, now) for charger_id in ids],
+            "measured": measured,
+            "node_max_current": node_max_current,
+            "node_max_power": node_max_power,
+            "node_meter": node_meter,
+            "node_meter_state": node_meter_state,
+        }
+        setpoints, solved_phases, reasons, reason_nodes, reason_rows = self.solver.solve(
+            active, phases=phases_now, allow_1p=allow_1p, **solve_args
+        )
+        setpoints = list(setpoints)
+        self.phase_changes = self._plan_phases(
+            now, ids, active, phases_now, setpoints, list(solved_phases), solve_args
         )
         targets: dict[str, float] = {}
         for index, charger_id in enumerate(ids):
@@ -242,14 +282,85 @@ class BalancingController:
             targets[charger_id] = setpoints[index]
             if setpoints[index] <= 0:
                 self._running_since.pop(charger_id, None)
+                if active[index]:
+                    self._paused_since.setdefault(charger_id, now)
+                else:
+                    self._paused_since.pop(charger_id, None)
             else:
                 self._running_since.setdefault(charger_id, now)
+                self._paused_since.pop(charger_id, None)
+            reason = self.solver.describe(reasons[index], reason_nodes[index], reason_rows[index])
+            if self.chargers[charger_id].phases == 3 and solved_phases[index] == 1:
+                reason += "; on one phase (three did not fit)"
             self._status[charger_id] = BalancingStatus(
-                self.planner.written_a(charger_id),
-                setpoints[index],
-                self.solver.describe(reasons[index], reason_nodes[index], reason_rows[index]),
+                self.planner.written_a(charger_id), setpoints[index], reason
             )
         return self.planner.plan(now, targets)
+
+    def _phases_now(self, charger_id: str) -> int:
+        if charger_id in self.phases:
+            return self.phases.phases(charger_id)
+        return self.chargers[charger_id].phases
+
+    def _plan_phases(
+        self,
+        now: float,
+        ids: Sequence[str],
+        active: list[int],
+        phases_now: list[int],
+        setpoints: list[float],
+        solved_phases: list[int],
+        solve_args: dict[str, Any],
+    ) -> list[PhaseChange]:
+        """Decide the 1p/3p switches of this tick; `setpoints` is adjusted in place where a
+        charger must pause while it switches."""
+        switchable = [i for i, cid in enumerate(ids) if cid in self.phases]
+        if not switchable:
+            return []
+        on_one = [i for i in switchable if phases_now[i] == 1 and active[i]]
+        fits_three_probe: set[int] = set()
+        if on_one:
+            # What if the sessions on one phase went back to three: would they be admitted?
+            probe_phases = list(phases_now)
+            for i in on_one:
+                probe_phases[i] = 3
+            probe, probe_phases_out, *_ = self.solver.solve(
+                active, phases=probe_phases, allow_1p=[0] * len(ids), **solve_args
+            )
+            fits_three_probe = {i for i in on_one if probe[i] > 0 and probe_phases_out[i] == 3}
+        changes: list[PhaseChange] = []
+        for i in switchable:
+            charger_id = ids[i]
+            admitted = setpoints[i] > 0
+            if phases_now[i] == 3:
+                fits_three = admitted and solved_phases[i] == 3
+                fits_one = admitted and solved_phases[i] == 1
+            else:
+                fits_three = i in fits_three_probe
+                fits_one = admitted
+            wanted = self.phases.wanted(charger_id, now, fits_three=fits_three, fits_one=fits_one)
+            if phases_now[i] == 3 and solved_phases[i] == 1 and wanted == 3:
+                setpoints[i] = 0.0  # allocated on one phase, but it may not switch now
+            if wanted != phases_now[i]:
+                changes.append(PhaseChange(charger_id, wanted))
+                if wanted == 3:
+                    # Its allocation was for one phase: pause through the switch; the next
+                    # tick allocates for three.
+                    setpoints[i] = 0.0
+        return changes
+
+    def confirm_phases(self, change: PhaseChange, at: float) -> None:
+        """The charger now charges on `change.phases`."""
+        self.phases.confirm(change.charger_id, change.phases, at)
+
+    def _waited(self, charger_id: str, now: float) -> int:
+        """Rotation periods (`min_run_s` each) a session has waited paused: among equals, the
+        solver admits those that waited ahead of those that charged, so paused vehicles take
+        turns (load-balancing.md §3) instead of starving."""
+        since = self._paused_since.get(charger_id)
+        if since is None or self.min_run_s <= 0:
+            return 0
+        return int((now - since) // self.min_run_s)
 
     def _admission_class(self, charger_id: str, now: float) -> int:
         """The configured priority, doubled, plus 1 while the session is in its minimum

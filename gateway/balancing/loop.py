@@ -22,9 +22,15 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from gateway.balancing.controller import BalancingController, BalancingStatus, ChargerSnapshot
+from gateway.balancing.controller import (
+    BalancingController,
+    BalancingStatus,
+    ChargerSnapshot,
+    PhaseChange,
+)
 from gateway.balancing.planner import SetpointWrite, WriteKind
 from gateway.core.charger import ChargerControl
 from gateway.core.clock import Clock, SystemClock
@@ -60,6 +66,23 @@ class MeterSource(Protocol):
         """The latest reading, None when stale."""
 
 
+@runtime_checkable
+class PhaseSwitching(Protocol):
+    """A driver that can switch a charger between one and three phases."""
+
+    async def set_phases(self, phases: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UsualNeed:
+    """What the vehicles at a charger usually need (its `departure` and `energy_needed_kwh`
+    in the config): applied to each session that has no need of its own."""
+
+    departure: str
+    """Local time of day, "HH:MM": the next such time after the session starts."""
+    energy_wh: float
+
+
 @dataclass(frozen=True, slots=True)
 class VehicleNeed:
     """What the vehicle of one session needs, from the config, the local API or upstream."""
@@ -82,6 +105,7 @@ class BalancingLoop:
         interval_s: float = 2.0,
         clock: Clock | None = None,
         meters: Mapping[str, MeterSource] | None = None,
+        usual_needs: Mapping[str, UsualNeed] | None = None,
     ) -> None:
         """`meters` maps circuit ids to the meter measuring each (its headroom then comes
         from the measurement; a stale meter pauses everything below it)."""
@@ -99,6 +123,7 @@ class BalancingLoop:
         self.site = site
         self.controller = controller
         self.meters: dict[str, MeterSource] = dict(meters or {})
+        self.usual_needs: dict[str, UsualNeed] = dict(usual_needs or {})
         self.interval_s = interval_s
         self._clock: Clock = clock or SystemClock()
         self._needs: dict[str, VehicleNeed] = {}
@@ -165,6 +190,13 @@ class BalancingLoop:
         now = self._clock.monotonic()
         readings = {circuit_id: meter.latest(now) for circuit_id, meter in self.meters.items()}
         writes = self.controller.tick(now, self._snapshots(now), readings)
+        for change in self.controller.phase_changes:
+            if not await self._switch_phases(change):
+                # Still on its old phases while its allocation assumed the new ones: hand it
+                # nothing this tick.
+                writes = [w for w in writes if w.charger_id != change.charger_id]
+                with contextlib.suppress(Exception):
+                    await self.site.driver(change.charger_id).set_current_limit(0.0)
         first = [write for write in writes if write.kind.lowers_or_resets]
         then = [write for write in writes if not write.kind.lowers_or_resets]
         results = await asyncio.gather(*(self._apply(write) for write in first))
@@ -173,6 +205,25 @@ class BalancingLoop:
             # capacity to nobody this tick. Keep-alives still go out.
             then = [write for write in then if write.kind is WriteKind.KEEP_ALIVE]
         await asyncio.gather(*(self._apply(write) for write in then))
+
+    async def _switch_phases(self, change: PhaseChange) -> bool:
+        driver = self.site.driver(change.charger_id)
+        if not isinstance(driver, PhaseSwitching):
+            return False
+        try:
+            await driver.set_phases(change.phases)
+        except Exception as error:
+            logger.warning(
+                "phase switch failed: %s",
+                error,
+                extra={"charger_id": change.charger_id, "phases": change.phases},
+            )
+            return False
+        self.controller.confirm_phases(change, self._clock.monotonic())
+        logger.info(
+            "phases switched", extra={"charger_id": change.charger_id, "phases": change.phases}
+        )
+        return True
 
     def _snapshots(self, now: float) -> dict[str, ChargerSnapshot]:
         snapshots: dict[str, ChargerSnapshot] = {}
@@ -184,6 +235,13 @@ class BalancingLoop:
             if need is not None and (session is None or session.id != need.session_id):
                 del self._needs[charger_id]
                 need = None
+            usual = self.usual_needs.get(charger_id)
+            if need is None and session is not None and usual is not None:
+                need = self._needs[charger_id] = VehicleNeed(
+                    usual.energy_wh,
+                    now + seconds_until(usual.departure, self._clock.now()),
+                    session.id,
+                )
             energy_left: float | None = None
             departure_in: float | None = None
             if need is not None and session is not None:
@@ -196,6 +254,7 @@ class BalancingLoop:
                 measured_a=reading.current_a if reading is not None else (0.0, 0.0, 0.0),
                 energy_needed_wh=energy_left,
                 departure_in_s=departure_in,
+                session_id=None if session is None else session.id,
             )
         return snapshots
 
@@ -267,3 +326,13 @@ class BalancingLoop:
                     "watchdog_timeout_s": charger.watchdog_timeout_s,
                 },
             )
+
+
+def seconds_until(time_of_day: str, now: datetime) -> float:
+    """Seconds from `now` (aware) to the next `time_of_day` ("HH:MM") in local time."""
+    local = now.astimezone()
+    hours, minutes = (int(part) for part in time_of_day.split(":"))
+    target = local.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if target <= local:
+        target += timedelta(days=1)
+    return (target - local).total_seconds()
