@@ -124,6 +124,7 @@ class BalancingController:
         self.min_run_s = min_run_s
         self._running_since: dict[str, float] = {}
         self._paused_since: dict[str, float] = {}
+        self._circuit_limits: dict[str, dict[str, tuple[float, float, float]]] = {}
         self.circuits = {circuit.id: circuit for circuit in circuits}
         self.chargers = {charger.id: charger for charger in chargers}
         self._placements = [charger.placement for charger in chargers]
@@ -163,6 +164,20 @@ class BalancingController:
             charger.id: BalancingStatus(None, 0.0, "not balanced yet") for charger in chargers
         }
 
+    def set_circuit_limit(
+        self, circuit_id: str, source: str, amps: tuple[float, float, float] | None
+    ) -> None:
+        """See `BalancingLoop.set_circuit_limit`."""
+        if circuit_id not in self.circuits:
+            raise LookupError(f"unknown circuit {circuit_id!r}")
+        limits = self._circuit_limits.setdefault(circuit_id, {})
+        if amps is None:
+            limits.pop(source, None)
+            return
+        if not all(math.isfinite(a) and a >= 0 for a in amps):
+            raise ValueError(f"a circuit limit must be non-negative amperes, got {amps}")
+        limits[source] = amps
+
     def status(self, charger_id: str) -> BalancingStatus:
         """The last decision for a charger. Raises KeyError for an unknown one."""
         return self._status[charger_id]
@@ -197,8 +212,14 @@ class BalancingController:
         for node_id in self.solver.node_ids:
             circuit = self.circuits[node_id]
             load = loads[node_id]
+            limits = self._circuit_limits.get(node_id, {}).values()
             node_max_current.extend(
-                max(0.0, circuit.max_current_a[phase] - load[phase]) for phase in range(3)
+                max(
+                    0.0,
+                    min([circuit.max_current_a[phase], *(limit[phase] for limit in limits)])
+                    - load[phase],
+                )
+                for phase in range(3)
             )
             power = math.inf if circuit.max_power_w is None else circuit.max_power_w
             node_max_power.append(max(0.0, power - load[3]))

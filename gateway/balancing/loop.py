@@ -127,6 +127,7 @@ class BalancingLoop:
         self.interval_s = interval_s
         self._clock: Clock = clock or SystemClock()
         self._needs: dict[str, VehicleNeed] = {}
+        self._caps: dict[str, dict[str, float]] = {}
         self._failsafe_done: set[str] = set()
         for charger_id in controller.chargers:
             # Until the loop grants current, a starting session is enabled at 0 A (paused).
@@ -135,6 +136,31 @@ class BalancingLoop:
     def status(self, charger_id: str) -> BalancingStatus:
         """Last setpoint, last target and the solver's reason for a charger."""
         return self.controller.status(charger_id)
+
+    def set_charger_cap(self, charger_id: str, source: str, amps: float | None) -> None:
+        """Cap a charger at `amps` per phase on behalf of `source` ("ocpp", "ocpi",
+        "local-api", ...), or lift that source's cap with None. The tightest cap of all
+        sources applies, as one more limit above the charger (load-balancing.md §7); below
+        the charger's minimum it pauses. Raises LookupError for an unknown charger,
+        ValueError for a negative or non-finite current."""
+        if charger_id not in self.controller.chargers:
+            raise LookupError(f"unknown balanced charger {charger_id!r}")
+        caps = self._caps.setdefault(charger_id, {})
+        if amps is None:
+            caps.pop(source, None)
+            return
+        if not (math.isfinite(amps) and amps >= 0):
+            raise ValueError(f"a cap must be a non-negative number of amperes, got {amps}")
+        caps[source] = amps
+
+    def set_circuit_limit(
+        self, circuit_id: str, source: str, amps: tuple[float, float, float] | None
+    ) -> None:
+        """Limit a circuit to `amps` per grid phase on behalf of `source` (a capacity-tariff
+        cap, a grid operator's dimming, an EMS), or lift it with None; the tightest of the
+        static fuse and every source applies. Raises LookupError for an unknown circuit,
+        ValueError for a negative or non-finite current."""
+        self.controller.set_circuit_limit(circuit_id, source, amps)
 
     def set_vehicle_need(self, charger_id: str, energy_wh: float, departure_in_s: float) -> None:
         """Tell the balancing what the vehicle in the active session needs. Raises
@@ -252,6 +278,7 @@ class BalancingLoop:
                 online=connector.online and reading is not None,
                 wants_current=session is not None and connector.desired_offer.enabled,
                 measured_a=reading.current_a if reading is not None else (0.0, 0.0, 0.0),
+                cap_a=min(self._caps.get(charger_id, {}).values(), default=math.inf),
                 energy_needed_wh=energy_left,
                 departure_in_s=departure_in,
                 session_id=None if session is None else session.id,

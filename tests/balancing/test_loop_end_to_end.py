@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
+
 from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, Circuit
 from gateway.balancing.planner import PlannerSettings
 from gateway.cli import Gateway
@@ -211,3 +213,34 @@ async def test_the_gateway_balances_only_when_circuits_are_configured(tmp_path: 
         assert gateway.balancing.status("CP-1").reason == "not balanced yet"
     finally:
         await gateway.close()
+
+
+async def test_caps_from_several_sources_and_a_circuit_limit_apply_on_top() -> None:
+    async with balanced_site() as (sims, loop):
+        for index, sim in enumerate(sims):
+            sim.plug_in(rfid=f"TAG-{index}", energy_needed_wh=50_000)
+        await until(lambda: all(sim.setpoint_a == 8.0 for sim in sims))
+
+        # Two sources cap CP-0: the tighter one applies; the others share what it frees.
+        loop.set_charger_cap("CP-0", "ocpp", 6.5)
+        loop.set_charger_cap("CP-0", "local-api", 7.0)
+        await until(lambda: sims[0].setpoint_a == 6.5)
+        await until(lambda: all(sim.setpoint_a >= 8.5 for sim in sims[1:]))
+        assert "cap" in loop.status("CP-0").reason
+        loop.set_charger_cap("CP-0", "ocpp", None)
+        await until(lambda: sims[0].setpoint_a == 7.0)
+        # A cap below the pilot's 6 A pauses the charger.
+        loop.set_charger_cap("CP-0", "local-api", 3.0)
+        await until(lambda: sims[0].setpoint_a == 0.0)
+        loop.set_charger_cap("CP-0", "local-api", None)
+
+        # A capacity-tariff limit of 24 A on the fuse: four sessions at 6 A.
+        loop.set_circuit_limit("fuse", "tariff", (24.0, 24.0, 24.0))
+        await until(lambda: all(sim.setpoint_a == 6.0 for sim in sims))
+        loop.set_circuit_limit("fuse", "tariff", None)
+        await until(lambda: all(sim.setpoint_a == 8.0 for sim in sims))
+
+        with pytest.raises(LookupError):
+            loop.set_charger_cap("CP-9", "ocpp", 6.0)
+        with pytest.raises(ValueError, match="non-negative"):
+            loop.set_circuit_limit("fuse", "tariff", (-1.0, 0.0, 0.0))
