@@ -49,8 +49,9 @@ class LocalBroker:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the broker and wait until it listens. Raises `FileNotFoundError` when
-        Mosquitto is not installed, `RuntimeError` when it does not come up."""
+        """Start the broker and wait until it listens. Blocking (up to 10 s): from async
+        code, call it through `asyncio.to_thread`. Raises `FileNotFoundError` when Mosquitto
+        is not installed, `RuntimeError` when it does not come up."""
         assert self._process is None
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
