@@ -6,11 +6,16 @@ chargers each) -> chargers; a mix of 3p and 1p chargers, phase rotations, 16/32 
 1 A and 0.1 A resolutions, caps, two priority classes, departure times, a fresh site meter;
 the grid limit binds (about 7.5 A per charger), some sub-boards bind before it.
 
-Reported: time per solve (best of several repeats: the least disturbed on a shared machine)
-for 10,000 chargers, Rust (conversion of the per-tick Python lists included) and Python, and
-the ratio; then the scaling from 100 to 100,000 chargers (the Python baseline up to 10,000
-with --quick). Both solvers' setpoints are checked to agree first. Nothing here asserts a
-speed: CI runs `--quick` and keeps the report.
+Reported, side by side in one run: time per solve (best of several repeats: the least
+disturbed on a shared machine) of the Rust solver through the binding with Python lists (as
+the controller calls it, conversion of the per-tick lists and the result lists included),
+through the binding with `array.array` columns (the fastest input path: one copy per
+column), the Rust solver alone (timed inside Rust by `BalancingSolver.time_solve`, no
+conversion), and the plain-Python baseline; the ratios; then the scaling from 100 to 100,000
+chargers (the Python baseline up to 10,000 with --quick). Both solvers' setpoints are
+checked to agree first, on both input paths. The same tick is solved repeatedly, so the
+ranking starts from an unchanged order (a real tick changes it a little). Nothing here
+asserts a speed: CI runs `--quick` and keeps the report.
 
     python benches/bench_balancing.py            # full form
     python benches/bench_balancing.py --quick --report benches/report-balancing.txt
@@ -23,6 +28,7 @@ import math
 import platform
 import sys
 import timeit
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +99,17 @@ def depot(n: int) -> Depot:
     return Depot(nodes, chargers, rotations, node_inputs, inputs)
 
 
-def rust_contender(d: Depot) -> tuple[Callable[[], list[float]], BalancingSolver]:
+@dataclass
+class RustContenders:
+    lists: Callable[[], list[float]]
+    """Through the binding, per-tick Python lists (as the controller calls it)."""
+    buffers: Callable[[], list[float]]
+    """Through the binding, `array.array` columns (the fastest input path)."""
+    alone: Callable[[int], list[float]]
+    """The Rust solver alone: ns per solve of `repeats` solves timed inside Rust."""
+
+
+def rust_contenders(d: Depot) -> RustContenders:
     solver = BalancingSolver(
         [(x.id, x.parent, x.max_current, x.max_power) for x in d.nodes],
         [
@@ -110,36 +126,44 @@ def rust_contender(d: Depot) -> tuple[Callable[[], list[float]], BalancingSolver
             for c, r in zip(d.chargers, d.rotations, strict=True)
         ],
     )
-    # The per-tick columns as the control loop would keep them: flat Python lists.
-    active = [i.active for i in d.inputs]
-    max_current = [i.max_current for i in d.inputs]
-    phases = [i.phases for i in d.inputs]
-    allow_1p = [i.allow_1p for i in d.inputs]
-    priority = [i.priority_class for i in d.inputs]
-    energy = [i.energy_needed_wh for i in d.inputs]
-    departure = [i.departure_s for i in d.inputs]
-    waited = [i.waited for i in d.inputs]
-    measured = [a for i in d.inputs for a in i.measured]
-    meter = [a for x in d.node_inputs for a in (x.meter or (0.0, 0.0, 0.0))]
-    meter_state = [1 if x.meter is not None else 0 for x in d.node_inputs]
+    # The per-tick columns as the control loop keeps them: flat Python lists.
+    active = [int(i.active) for i in d.inputs]
+    columns: dict[str, list[float] | list[int]] = {
+        "max_current": [i.max_current for i in d.inputs],
+        "phases": [i.phases for i in d.inputs],
+        "allow_1p": [int(i.allow_1p) for i in d.inputs],
+        "priority": [i.priority_class for i in d.inputs],
+        "energy_needed_wh": [i.energy_needed_wh for i in d.inputs],
+        "departure_s": [i.departure_s for i in d.inputs],
+        "waited": [i.waited for i in d.inputs],
+        "measured": [a for i in d.inputs for a in i.measured],
+        "node_meter": [a for x in d.node_inputs for a in (x.meter or (0.0, 0.0, 0.0))],
+        "node_meter_state": [1 if x.meter is not None else 0 for x in d.node_inputs],
+    }
+    # The same columns as buffers: float64 ('d') and int64 ('q') arrays.
+    active_array = array("q", active)
+    arrays = {
+        name: array("d" if isinstance(values[0], float) else "q", values)
+        for name, values in columns.items()
+    }
 
-    def run() -> list[float]:
-        setpoints: list[float] = solver.solve(
-            active,
-            max_current=max_current,
-            phases=phases,
-            allow_1p=allow_1p,
-            priority=priority,
-            energy_needed_wh=energy,
-            departure_s=departure,
-            waited=waited,
-            measured=measured,
-            node_meter=meter,
-            node_meter_state=meter_state,
-        )[0]
+    def lists() -> list[float]:
+        setpoints: list[float] = solver.solve(active, **columns)[0]
         return setpoints
 
-    return run, solver
+    def buffers() -> list[float]:
+        setpoints: list[float] = solver.solve(active_array, **arrays)[0]
+        return setpoints
+
+    def alone(repeats: int) -> list[float]:
+        times: list[float] = solver.time_solve(
+            active_array,
+            repeats=repeats,
+            **arrays,
+        )
+        return times
+
+    return RustContenders(lists, buffers, alone)
 
 
 def python_contender(d: Depot) -> Callable[[], list[float]]:
@@ -160,10 +184,20 @@ def time_ns(run: Callable[[], object], budget_s: float) -> float:
     return min(timer.repeat(repeat=repeats, number=number)) / number * 1e9
 
 
+def time_alone_ns(alone: Callable[[int], list[float]], budget_s: float) -> float:
+    """Best time per solve in ns of the Rust solver timed inside Rust."""
+    once = max(min(alone(3)), 1.0)
+    return min(alone(max(3, int(budget_s * 1e9 / once))))
+
+
 def fmt_ns(ns: float) -> str:
     if ns >= 1e6:
         return f"{ns / 1e6:9.2f} ms"
     return f"{ns / 1e3:9.1f} us"
+
+
+def ratio(slow: float, fast: float) -> str:
+    return f"{slow / fast:6.0f}x"
 
 
 def run_benchmark(quick: bool) -> str:
@@ -175,34 +209,46 @@ def run_benchmark(quick: bool) -> str:
     ]
     budget = 0.5 if quick else 2.0
     d = depot(10_000)
-    rust, _ = rust_contender(d)
+    rust = rust_contenders(d)
     python = python_contender(d)
-    a, b = rust(), python()
-    mismatches = sum(1 for x, y in zip(a, b, strict=True) if abs(x - y) > 1e-9)
+    a, b, c = rust.lists(), rust.buffers(), python()
+    if a != b:
+        raise SystemExit("the list and buffer input paths disagree")
+    mismatches = sum(1 for x, y in zip(a, c, strict=True) if abs(x - y) > 1e-9)
     if mismatches:
         raise SystemExit(f"Rust and Python disagree on {mismatches} of 10,000 setpoints")
-    t_rust = time_ns(rust, budget)
+    t_lists = time_ns(rust.lists, budget)
+    t_buffers = time_ns(rust.buffers, budget)
+    t_alone = time_alone_ns(rust.alone, budget)
     t_python = time_ns(python, budget * 4)
     lines += [
-        "10,000 chargers, three-level tree (grid -> 10 boards -> 100 sub-boards):",
-        f"  rust   {fmt_ns(t_rust)} per solve (list conversion included)",
-        f"  python {fmt_ns(t_python)} per solve",
-        f"  rust is {t_python / t_rust:.0f}x faster; {sum(a):.1f} A allocated, "
-        f"{sum(1 for x in a if x > 0)} chargers charging",
+        "10,000 chargers, three-level tree (grid -> 10 boards -> 100 sub-boards), per solve:",
+        f"  rust, Python lists     {fmt_ns(t_lists)}  {ratio(t_python, t_lists)} faster"
+        "  (as the controller calls it; conversion included)",
+        f"  rust, array buffers    {fmt_ns(t_buffers)}  {ratio(t_python, t_buffers)} faster"
+        "  (fastest input path; result lists included)",
+        f"  rust solver alone      {fmt_ns(t_alone)}  {ratio(t_python, t_alone)} faster"
+        "  (timed inside Rust, no conversion)",
+        f"  python baseline        {fmt_ns(t_python)}",
+        f"  {sum(a):.1f} A allocated, {sum(1 for x in a if x > 0)} chargers charging",
         "",
-        "Scaling (time per solve):",
-        f"  {'chargers':>9}  {'rust':>12}  {'python':>12}  {'ratio':>7}",
+        "Scaling (time per solve; ratio = python / rust):",
+        f"  {'chargers':>9}  {'rust lists':>12}  {'rust buffers':>12}  {'rust alone':>12}"
+        f"  {'python':>12}  {'lists':>7}  {'buffers':>7}",
     ]
     python_limit = 10_000 if quick else 100_000
     for n in (100, 1_000, 10_000, 100_000):
         d = depot(n)
-        rust, _ = rust_contender(d)
-        t_r = time_ns(rust, budget)
+        rust = rust_contenders(d)
+        t_l = time_ns(rust.lists, budget)
+        t_b = time_ns(rust.buffers, budget)
+        t_a = time_alone_ns(rust.alone, budget)
+        row = f"  {n:>9,}  {fmt_ns(t_l)}  {fmt_ns(t_b)}  {fmt_ns(t_a)}"
         if n <= python_limit:
             t_p = time_ns(python_contender(d), budget * 2)
-            lines.append(f"  {n:>9,}  {fmt_ns(t_r)}  {fmt_ns(t_p)}  {t_p / t_r:6.0f}x")
+            lines.append(f"{row}  {fmt_ns(t_p)}  {ratio(t_p, t_l)}  {ratio(t_p, t_b)}")
         else:
-            lines.append(f"  {n:>9,}  {fmt_ns(t_r)}  {'-':>12}  {'-':>7}")
+            lines.append(f"{row}  {'-':>12}  {'-':>7}  {'-':>7}")
     return "\n".join(lines) + "\n"
 
 

@@ -233,7 +233,13 @@ class BalancingSolver:
     """The site load-balancing solver (crate `evgw_balancing`; algorithm and guarantees in its
     docs). Build once from the tree and the charger table; `solve` every tick with flat
     per-charger columns (index order of `charger_ids`). Bad input raises ValueError naming
-    the node or charger."""
+    the node or charger.
+
+    Columns may be lists or tuples (read item by item) or buffers (`array.array('d')` for
+    floats, `array.array('q')` or `bytes` for ints and flags, `memoryview`s of those):
+    copied in one go, the fastest input path. The solver keeps its working memory and the
+    converted columns from tick to tick, so a solve allocates little beyond the result
+    lists."""
 
     def __init__(
         self,
@@ -305,6 +311,27 @@ class BalancingSolver:
         """As `solve`, plus: admission rank (-1 = not ranked), urgency, the unrounded
         max-min fair value, node capacities and node loads (4 per node: A on L1, L2, L3,
         then W)."""
+    def time_solve(
+        self,
+        active: IntColumn,
+        *,
+        repeats: int,
+        max_current: FloatColumn | None = None,
+        phases: IntColumn | None = None,
+        allow_1p: IntColumn | None = None,
+        priority: IntColumn | None = None,
+        energy_needed_wh: FloatColumn | None = None,
+        departure_s: FloatColumn | None = None,
+        waited: IntColumn | None = None,
+        measured: FloatColumn | None = None,
+        node_max_current: FloatColumn | None = None,
+        node_max_power: FloatColumn | None = None,
+        node_meter: FloatColumn | None = None,
+        node_meter_state: IntColumn | None = None,
+    ) -> list[float]:
+        """A benchmark aid: converts the columns once (as `solve`), then times `repeats`
+        solves inside Rust with the buffers reused; returns each solve's time in ns (the
+        Rust solver alone, without the per-call conversion)."""
     def describe(self, reason: int, node: int, limit: int) -> str:
         """The explanation of one result, e.g. 'paused: no headroom at node "board2" phase
         L2'."""

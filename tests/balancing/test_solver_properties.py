@@ -365,6 +365,64 @@ def test_monotone_in_capacity(case: Case, data: st.DataObject) -> None:
             break
 
 
+def tick_columns(case: Case, buffers: bool) -> tuple[object, dict[str, object]]:
+    """The `solve` arguments of a case: lists, or float64 / int64 buffers (some of them
+    behind a memoryview)."""
+    inputs, nodes = case.inputs, case.node_inputs
+    floats: dict[str, list[float]] = {
+        "max_current": [i.max_current for i in inputs],
+        "energy_needed_wh": [i.energy_needed_wh for i in inputs],
+        "departure_s": [i.departure_s for i in inputs],
+        "measured": [a for i in inputs for a in i.measured],
+        "node_max_current": [a for n in nodes for a in n.max_current],
+        "node_max_power": [n.max_power for n in nodes],
+        "node_meter": [a for n in nodes for a in (n.meter or (0.0, 0.0, 0.0))],
+    }
+    ints: dict[str, list[int]] = {
+        "phases": [i.phases for i in inputs],
+        "allow_1p": [int(i.allow_1p) for i in inputs],
+        "priority": [i.priority_class for i in inputs],
+        "waited": [i.waited for i in inputs],
+        "node_meter_state": [2 if n.stale else (1 if n.meter is not None else 0) for n in nodes],
+    }
+    active = [int(i.active) for i in inputs]
+    if not buffers:
+        return active, {**floats, **ints}
+    columns: dict[str, object] = {k: array("d", v) for k, v in floats.items()}
+    columns.update({k: array("q", v) for k, v in ints.items()})
+    columns["measured"] = memoryview(array("d", floats["measured"]))
+    return bytes(active), columns
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_buffers_and_reused_memory_agree_with_lists(case: Case) -> None:
+    """Buffer columns give what list columns give, and a solver reusing its memory from
+    earlier (different) ticks gives what a fresh one gives."""
+    flipped = replace(
+        case,
+        inputs=[replace(i, active=not i.active) if k % 2 else i for k, i in enumerate(case.inputs)],
+    )
+    s = solver(case)
+    results = []
+    for tick in (case, flipped, case, flipped):
+        active, columns = tick_columns(tick, buffers=False)
+        from_lists = s.solve(active, **columns)
+        active, columns = tick_columns(tick, buffers=True)
+        from_buffers = s.solve(active, **columns)
+        assert from_lists == from_buffers
+        assert from_lists == solve_fresh(tick)
+        results.append(from_lists)
+    assert results[0] == results[2]
+    assert results[1] == results[3]
+
+
+def solve_fresh(case: Case) -> tuple[list[float], list[int], list[int], list[int], list[int]]:
+    active, columns = tick_columns(case, buffers=False)
+    out = solver(case).solve_detailed(active, **columns)
+    return out[0], out[1], out[2], out[3], out[4]
+
+
 def simple_site() -> BalancingSolver:
     return BalancingSolver(
         [("grid", None, (32.0, 32.0, 32.0), INF), ("board", "grid", (20.0, 20.0, 20.0), INF)],

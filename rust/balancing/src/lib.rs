@@ -112,7 +112,7 @@ pub use model::{
 };
 pub use solve::{
     urgency, Allocation, ChargerInput, ChargerResult, Limit, Meter, NodeInput, NodeResult, Reason,
-    EPS, URGENCY_CAP,
+    Scratch, EPS, URGENCY_CAP,
 };
 
 /// Nominal phase-to-neutral voltage for converting A to W: P = 230 V × I × phases

@@ -228,12 +228,14 @@ pub(crate) const ROUND_EPS_STEPS: f64 = 1e-6;
 
 /// `value` rounded down to a multiple of `res_ma` mA, in A.
 pub(crate) fn floor_to(value: f64, res_ma: u64) -> f64 {
-    let steps = (value * 1000.0 / res_ma as f64 + ROUND_EPS_STEPS).floor();
-    if steps <= 0.0 {
+    // For a positive number the conversion truncates, which is the floor: no libm call on
+    // the hot path. It saturates above u64::MAX (far beyond any current) and maps NaN to 0.
+    let steps = value * 1000.0 / res_ma as f64 + ROUND_EPS_STEPS;
+    let steps = if steps > 0.0 { steps as u64 } else { 0 };
+    if steps == 0 {
         return 0.0;
     }
-    // `steps` is a whole number well below 2^53 for any current a charger can draw.
-    (steps as u64).saturating_mul(res_ma) as f64 / 1000.0
+    steps.saturating_mul(res_ma) as f64 / 1000.0
 }
 
 /// `value` rounded up to a multiple of `res_ma` mA, in A.

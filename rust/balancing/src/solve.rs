@@ -223,8 +223,24 @@ pub struct Allocation {
     pub nodes: Vec<NodeResult>,
 }
 
+impl Allocation {
+    /// An empty allocation, to be filled by [`Site::solve_into`].
+    pub fn new() -> Allocation {
+        Allocation {
+            chargers: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl Default for Allocation {
+    fn default() -> Self {
+        Allocation::new()
+    }
+}
+
 /// A charger's state in the fill.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Not admitted (0 A).
     Out,
@@ -237,7 +253,7 @@ enum State {
 }
 
 /// f64 with a total order, for the heap (no NaN reaches it).
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Time(f64);
 
 impl Eq for Time {}
@@ -255,43 +271,83 @@ impl Ord for Time {
 }
 
 /// Per-charger working data of one tick.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Work {
     state: State,
     /// Grid-phase bit mask of the phases used this tick.
     mask: u8,
     /// Phases used (1 or 3).
     n: u8,
+    /// Ranked this tick (active, cap not below the minimum); its key is in `Scratch::keys`.
+    keyed: bool,
+    /// `hi` comes from this tick's cap rather than the charger's maximum.
+    capped: bool,
+    rank: u32,
     lo: f64,
     hi: f64,
     x: f64,
-    reason: Reason,
-    rank: u32,
     urgency: f64,
-    /// `hi` comes from this tick's cap rather than the charger's maximum.
-    capped: bool,
+    /// What one ampere of setpoint adds to the rows L1, L2, L3, power of each node on the
+    /// path: 1 on the grid phases in `mask`, 0 on the others, 230 V × n on power.
+    coef: [f64; 4],
+    reason: Reason,
+}
+
+/// Rows of one node: L1, L2, L3 in A, power in W.
+type Rows = [f64; 4];
+
+/// Reusable working memory for [`Site::solve_into`]: keep one per site and pass it every
+/// tick, and a solve allocates nothing once the buffers have grown to the site's size. It
+/// also remembers the last admission order, which makes ranking a nearly unchanged fleet a
+/// linear pass. The result never depends on what a scratch held before.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    work: Vec<Work>,
+    /// Packed ranking keys per charger (valid where `Work::keyed`).
+    keys: Vec<(u64, u128)>,
+    ranked: Vec<(u64, u128, u32)>,
+    /// The previous tick's admission order (charger indices).
+    order: Vec<u32>,
+    managed: Vec<[f64; 3]>,
+    cap: Vec<Rows>,
+    stale: Vec<bool>,
+    stale_near: Vec<u32>,
+    /// Admission load, then the fill's constant terms `k`.
+    used: Vec<Rows>,
+    admitted: Vec<u32>,
+    d_row: Vec<Rows>,
+    saturated: Vec<bool>,
+    /// Per node: the rows (bit mask) whose rate changed in the current batch of starts.
+    dirty: Vec<u8>,
+    dirty_list: Vec<u32>,
+    starts: Vec<(f64, u32)>,
+    maxes: Vec<(f64, u32)>,
+    heap: BinaryHeap<Reverse<(Time, usize)>>,
+    load: Vec<Rows>,
+    results: Vec<f64>,
+}
+
+impl Scratch {
+    /// An empty scratch (buffers grow on the first solve).
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
 }
 
 fn bit(p: u8) -> u8 {
     1u8 << (p % 3)
 }
 
-fn row_coef(slot: usize, n: u8) -> f64 {
-    if slot == 3 {
-        NOMINAL_VOLTAGE_V * f64::from(n)
-    } else {
-        1.0
-    }
+/// The per-row coefficients of a charger on `mask` with `n` phases (see [`Work::coef`]).
+fn coefs(mask: u8, n: u8) -> Rows {
+    let on = |slot: u8| f64::from((mask >> slot) & 1);
+    [on(0), on(1), on(2), NOMINAL_VOLTAGE_V * f64::from(n)]
 }
 
-fn get(v: &[f64], i: usize) -> f64 {
-    v.get(i).copied().unwrap_or(0.0)
-}
-
-fn add(v: &mut [f64], i: usize, x: f64) {
-    if let Some(slot) = v.get_mut(i) {
-        *slot += x;
-    }
+/// Refills `v` with `len` copies of `value`, keeping its allocation.
+fn reset<T: Clone>(v: &mut Vec<T>, len: usize, value: T) {
+    v.clear();
+    v.resize(len, value);
 }
 
 /// The urgency of a session: energy needed ÷ (time to departure × maximum power), i.e. the
@@ -320,11 +376,29 @@ impl Site {
     /// extra limits"; `chargers` is one [`ChargerInput`] per charger. Errors name the node
     /// or charger with a bad input (wrong lengths, NaN or negative limits and currents,
     /// phases not 1 or 3, 1p on a three-phase-only rule…).
+    ///
+    /// Allocates its working memory afresh; a control loop solving every tick should keep a
+    /// [`Scratch`] and an [`Allocation`] and call [`Site::solve_into`] (same result).
     pub fn solve(
         &self,
         nodes: &[NodeInput],
         chargers: &[ChargerInput],
     ) -> Result<Allocation, Error> {
+        let mut out = Allocation::new();
+        self.solve_into(nodes, chargers, &mut Scratch::new(), &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Site::solve`], writing the result into `out` and working in `scratch`, both
+    /// reused from earlier ticks (their previous contents do not matter). On error `out` is
+    /// unspecified.
+    pub fn solve_into(
+        &self,
+        nodes: &[NodeInput],
+        chargers: &[ChargerInput],
+        scratch: &mut Scratch,
+        out: &mut Allocation,
+    ) -> Result<(), Error> {
         let n_nodes = self.node_ids.len();
         let n_chargers = self.chargers.len();
         if !nodes.is_empty() && nodes.len() != n_nodes {
@@ -340,29 +414,31 @@ impl Site {
             )));
         }
         self.check_inputs(nodes, chargers)?;
+        let s = scratch;
 
         // 1. Capacity of every row (node × {L1, L2, L3, power}) for the managed chargers.
-        let (cap, stale_near) = self.capacities(nodes, chargers);
+        self.capacities(nodes, chargers, s);
 
         // 2. Per-charger bounds, mode and ranking key.
-        let mut work = Vec::with_capacity(n_chargers);
-        // Sort keys packed into integers (descending fields inverted) so that ranking 10,000
-        // chargers is a cheap integer sort: (class, tier), (waited, urgency), index.
-        let mut ranked: Vec<(u64, u128, u32)> = Vec::with_capacity(n_chargers);
-        for (i, (model, input)) in self.chargers.iter().zip(chargers).enumerate() {
+        s.work.clear();
+        s.keys.clear();
+        for (model, input) in self.chargers.iter().zip(chargers) {
             let n = if model.phases == 3 { input.phases } else { 1 };
             let mut w = Work {
                 state: State::Out,
                 mask: 0,
                 n,
+                keyed: false,
+                capped: false,
+                rank: u32::MAX,
                 lo: model.min,
                 hi: model.max,
                 x: 0.0,
-                reason: Reason::Inactive,
-                rank: u32::MAX,
                 urgency: 0.0,
-                capped: false,
+                coef: [0.0; 4],
+                reason: Reason::Inactive,
             };
+            let mut key = (0u64, 0u128);
             if input.active {
                 let cap_q = floor_to(input.max_current.min(model.max), model.res_ma);
                 if cap_q < model.max {
@@ -378,8 +454,9 @@ impl Site {
                         w.hi * f64::from(n) * NOMINAL_VOLTAGE_V,
                     );
                     // Saturates at u32::MAX: only a tier width below 1000 / 2^32 could get there.
+                    // The quotient is >= 0, so the conversion's truncation is the floor.
                     let tier = if self.urgency_tier > 0.0 {
-                        (w.urgency / self.urgency_tier).floor() as u32
+                        (w.urgency / self.urgency_tier) as u32
                     } else {
                         0
                     };
@@ -388,30 +465,55 @@ impl Site {
                     let k1 = (u64::from(!class) << 32) | u64::from(!tier);
                     // Urgency is >= 0, whose IEEE bits order like the values.
                     let k2 = (u128::from(!input.waited) << 64) | u128::from(!w.urgency.to_bits());
-                    ranked.push((k1, k2, i as u32));
+                    key = (k1, k2);
+                    w.keyed = true;
                 }
             }
-            work.push(w);
+            s.work.push(w);
+            s.keys.push(key);
         }
         // Higher class, then higher urgency tier, then longer waiting, then higher exact
-        // urgency, then lower index: a total, deterministic order.
-        ranked.sort_unstable();
+        // urgency, then lower index: a total, deterministic order (the keys are distinct).
+        // The entries go in last tick's order first: a fleet whose order did not change is
+        // then already sorted, which the (run-detecting) stable sort checks in one pass.
+        s.ranked.clear();
+        for &i in &s.order {
+            if let (Some(w), Some(&(k1, k2))) = (s.work.get_mut(i as usize), s.keys.get(i as usize))
+            {
+                if w.keyed {
+                    w.keyed = false;
+                    s.ranked.push((k1, k2, i));
+                }
+            }
+        }
+        for (i, (w, &(k1, k2))) in s.work.iter_mut().zip(&s.keys).enumerate() {
+            if w.keyed {
+                w.keyed = false;
+                s.ranked.push((k1, k2, i as u32));
+            }
+        }
+        s.ranked.sort();
+        s.order.clear();
+        s.order.extend(s.ranked.iter().map(|e| e.2));
 
         // 3. Admission at the minimum, in rank order.
-        let mut used = vec![0.0f64; n_nodes * 4];
-        let mut admitted: Vec<u32> = Vec::with_capacity(ranked.len());
-        for (rank, &(_, _, i)) in ranked.iter().enumerate() {
-            let (Some(model), Some(input)) =
-                (self.chargers.get(i as usize), chargers.get(i as usize))
-            else {
-                continue;
-            };
-            let Some(w) = work.get_mut(i as usize) else {
+        reset(&mut s.used, n_nodes, [0.0; 4]);
+        s.admitted.clear();
+        for (rank, &(_, _, i)) in s.ranked.iter().enumerate() {
+            let (Some(model), Some(input), Some(w)) = (
+                self.chargers.get(i as usize),
+                chargers.get(i as usize),
+                s.work.get_mut(i as usize),
+            ) else {
                 continue;
             };
             w.rank = rank as u32;
             let path = self.path(model.path_start, model.path_len);
-            let stale = stale_near.get(model.node as usize).copied().unwrap_or(NONE);
+            let stale = s
+                .stale_near
+                .get(model.node as usize)
+                .copied()
+                .unwrap_or(NONE);
             if stale != NONE {
                 w.reason = Reason::StaleMeter {
                     node: stale as usize,
@@ -425,9 +527,9 @@ impl Site {
                     bit(model.map[0])
                 }
             };
-            let mut outcome = fits(path, mask_of(w.n), w.n, w.lo, &used, &cap);
+            let mut outcome = fits(path, mask_of(w.n), w.n, w.lo, &s.used, &s.cap);
             if outcome.is_err() && w.n == 3 && model.can_switch && input.allow_1p {
-                let single = fits(path, mask_of(1), 1, w.lo, &used, &cap);
+                let single = fits(path, mask_of(1), 1, w.lo, &s.used, &s.cap);
                 if single.is_ok() {
                     w.n = 1;
                 }
@@ -436,10 +538,11 @@ impl Site {
             match outcome {
                 Ok(()) => {
                     w.mask = mask_of(w.n);
+                    w.coef = coefs(w.mask, w.n);
                     w.state = State::Waiting;
                     w.x = w.lo;
-                    take(path, w.mask, w.n, w.lo, &mut used);
-                    admitted.push(i);
+                    take(path, &w.coef, w.lo, &mut s.used);
+                    s.admitted.push(i);
                 }
                 Err((node, slot)) => {
                     w.reason = Reason::Paused {
@@ -451,28 +554,28 @@ impl Site {
         }
 
         // 4. Max-min fair water-filling from the minimums.
-        self.fill(&mut work, admitted.len(), used, &cap)?;
+        self.fill(s)?;
 
         // 5. Round down, then hand the rounding remainder out in rank order.
-        let mut load = vec![0.0f64; n_nodes * 4];
-        let mut results = Vec::with_capacity(n_chargers);
-        for (model, w) in self.chargers.iter().zip(work.iter_mut()) {
+        reset(&mut s.load, n_nodes, [0.0; 4]);
+        s.results.clear();
+        for (model, w) in self.chargers.iter().zip(s.work.iter_mut()) {
             if w.state == State::Frozen {
                 let q = floor_to(w.x, model.res_ma);
                 // Never below the minimum: `lo` is on the grid, so only float noise could.
                 let q = q.max(w.lo).min(w.hi);
                 let path = self.path(model.path_start, model.path_len);
-                take(path, w.mask, w.n, q, &mut load);
-                results.push(q);
+                take(path, &w.coef, q, &mut s.load);
+                s.results.push(q);
             } else {
-                results.push(0.0);
+                s.results.push(0.0);
             }
         }
-        for &i in &admitted {
+        for &i in &s.admitted {
             let (Some(model), Some(w), Some(q)) = (
                 self.chargers.get(i as usize),
-                work.get(i as usize),
-                results.get_mut(i as usize),
+                s.work.get(i as usize),
+                s.results.get_mut(i as usize),
             ) else {
                 continue;
             };
@@ -483,44 +586,34 @@ impl Site {
                 continue;
             }
             let path = self.path(model.path_start, model.path_len);
-            if fits(path, w.mask, w.n, step, &load, &cap).is_ok() {
-                take(path, w.mask, w.n, step, &mut load);
+            if fits(path, w.mask, w.n, step, &s.load, &s.cap).is_ok() {
+                take(path, &w.coef, step, &mut s.load);
                 *q = floor_to(*q + step, model.res_ma);
             }
         }
 
-        let chargers_out = work
-            .iter()
-            .zip(results)
-            .map(|(w, setpoint)| ChargerResult {
-                setpoint,
-                phases: w.n,
-                reason: w.reason,
-                rank: w.rank,
-                urgency: w.urgency,
-                unrounded: if w.state == State::Frozen { w.x } else { 0.0 },
-            })
-            .collect();
-        let nodes_out = (0..n_nodes)
-            .map(|k| {
-                let row = |v: &[f64]| {
-                    [
-                        get(v, k * 4),
-                        get(v, k * 4 + 1),
-                        get(v, k * 4 + 2),
-                        get(v, k * 4 + 3),
-                    ]
-                };
-                NodeResult {
-                    capacity: row(&cap),
-                    load: row(&load),
-                }
-            })
-            .collect();
-        Ok(Allocation {
-            chargers: chargers_out,
-            nodes: nodes_out,
-        })
+        out.chargers.clear();
+        out.chargers.extend(
+            s.work
+                .iter()
+                .zip(&s.results)
+                .map(|(w, &setpoint)| ChargerResult {
+                    setpoint,
+                    phases: w.n,
+                    reason: w.reason,
+                    rank: w.rank,
+                    urgency: w.urgency,
+                    unrounded: if w.state == State::Frozen { w.x } else { 0.0 },
+                }),
+        );
+        out.nodes.clear();
+        out.nodes.extend(
+            s.cap
+                .iter()
+                .zip(&s.load)
+                .map(|(&capacity, &load)| NodeResult { capacity, load }),
+        );
+        Ok(())
     }
 
     /// A human-readable explanation of a reason, naming the node by id.
@@ -585,6 +678,10 @@ impl Site {
                 }
             }
         }
+        // Nearly always valid: one branch-free pass, and the named error only when not.
+        if chargers.iter().all(charger_ok) {
+            return Ok(());
+        }
         for (id, input) in self.charger_ids.iter().zip(chargers) {
             let id = id.as_str();
             if input.max_current.is_nan() || input.max_current < 0.0 {
@@ -632,49 +729,49 @@ impl Site {
         Ok(())
     }
 
-    /// Row capacities for the managed chargers and, per node, the nearest stale meter at or
-    /// above it (`NONE` if none).
-    fn capacities(&self, nodes: &[NodeInput], chargers: &[ChargerInput]) -> (Vec<f64>, Vec<u32>) {
+    /// Row capacities for the managed chargers (`s.cap`) and, per node, the nearest stale
+    /// meter at or above it (`s.stale_near`, `NONE` if none).
+    fn capacities(&self, nodes: &[NodeInput], chargers: &[ChargerInput], s: &mut Scratch) {
         let n_nodes = self.node_ids.len();
         let metered = nodes.iter().any(|n| matches!(n.meter, Meter::Fresh(_)));
         // The managed chargers' own draw per node and grid phase: summed at each charger's
         // node, then pushed up children-before-parents.
-        let mut managed = vec![0.0f64; if metered { n_nodes * 3 } else { 0 }];
+        reset(&mut s.managed, if metered { n_nodes } else { 0 }, [0.0; 3]);
         if metered {
             for (model, input) in self.chargers.iter().zip(chargers) {
-                for (&g, &a) in model.map.iter().zip(&input.measured) {
-                    add(&mut managed, model.node as usize * 3 + usize::from(g), a);
+                if let Some(row) = s.managed.get_mut(model.node as usize) {
+                    for (&g, &a) in model.map.iter().zip(&input.measured) {
+                        if let Some(slot) = row.get_mut(usize::from(g)) {
+                            *slot += a;
+                        }
+                    }
                 }
             }
             for &k in self.topo.iter().rev() {
                 let parent = self.node_parent.get(k as usize).copied().unwrap_or(NONE);
-                if parent == NONE {
+                let Some(&child) = s.managed.get(k as usize) else {
                     continue;
-                }
-                for p in 0..3 {
-                    let v = get(&managed, k as usize * 3 + p);
-                    add(&mut managed, parent as usize * 3 + p, v);
+                };
+                if let Some(row) = s.managed.get_mut(parent as usize) {
+                    for (slot, &v) in row.iter_mut().zip(&child) {
+                        *slot += v;
+                    }
                 }
             }
         }
-        let mut cap = vec![0.0f64; n_nodes * 4];
-        let mut stale = vec![false; n_nodes];
+        s.cap.clear();
+        reset(&mut s.stale, n_nodes, false);
         let default = NodeInput::default();
         for k in 0..n_nodes {
             let input = nodes.get(k).unwrap_or(&default);
-            let stat = self.node_limit.get(k).copied().unwrap_or([0.0; 4]);
+            let [s1, s2, s3, s4] = self.node_limit.get(k).copied().unwrap_or([0.0; 4]);
             let [t1, t2, t3] = input.max_current;
-            let limit = [
-                stat[0].min(t1),
-                stat[1].min(t2),
-                stat[2].min(t3),
-                stat[3].min(input.max_power),
-            ];
+            let limit = [s1.min(t1), s2.min(t2), s3.min(t3), s4.min(input.max_power)];
             let row = match input.meter {
                 Meter::None => limit,
                 Meter::Stale => {
-                    if let Some(s) = stale.get_mut(k) {
-                        *s = true;
+                    if let Some(flag) = s.stale.get_mut(k) {
+                        *flag = true;
                     }
                     [0.0; 4]
                 }
@@ -682,38 +779,38 @@ impl Site {
                     // Non-EV load = measured − our chargers' draw; clipped at 0, so neither
                     // export nor a meter lagging the chargers' readings is taken as extra
                     // capacity.
-                    let mut base = [0.0f64; 3];
-                    for (p, (b, &mp)) in base.iter_mut().zip(&m).enumerate() {
-                        *b = (mp - get(&managed, k * 3 + p)).max(0.0);
-                    }
-                    let power_base = NOMINAL_VOLTAGE_V * (base[0] + base[1] + base[2]);
+                    let own = s.managed.get(k).copied().unwrap_or([0.0; 3]);
+                    let [b1, b2, b3] = [
+                        (m[0] - own[0]).max(0.0),
+                        (m[1] - own[1]).max(0.0),
+                        (m[2] - own[2]).max(0.0),
+                    ];
+                    let power_base = NOMINAL_VOLTAGE_V * (b1 + b2 + b3);
+                    let [l1, l2, l3, l4] = limit;
                     [
-                        (limit[0] - base[0]).max(0.0),
-                        (limit[1] - base[1]).max(0.0),
-                        (limit[2] - base[2]).max(0.0),
-                        (limit[3] - power_base).max(0.0),
+                        (l1 - b1).max(0.0),
+                        (l2 - b2).max(0.0),
+                        (l3 - b3).max(0.0),
+                        (l4 - power_base).max(0.0),
                     ]
                 }
             };
-            if let Some(slots) = cap.get_mut(k * 4..k * 4 + 4) {
-                slots.copy_from_slice(&row);
-            }
+            s.cap.push(row);
         }
         // Nearest stale meter at or above each node, parents first.
-        let mut stale_near = vec![NONE; n_nodes];
+        reset(&mut s.stale_near, n_nodes, NONE);
         for &k in &self.topo {
             let parent = self.node_parent.get(k as usize).copied().unwrap_or(NONE);
             let inherited = if parent == NONE {
                 NONE
             } else {
-                stale_near.get(parent as usize).copied().unwrap_or(NONE)
+                s.stale_near.get(parent as usize).copied().unwrap_or(NONE)
             };
-            let own = stale.get(k as usize).copied().unwrap_or(false);
-            if let Some(s) = stale_near.get_mut(k as usize) {
-                *s = if own { k } else { inherited };
+            let own = s.stale.get(k as usize).copied().unwrap_or(false);
+            if let Some(near) = s.stale_near.get_mut(k as usize) {
+                *near = if own { k } else { inherited };
             }
         }
-        (cap, stale_near)
     }
 
     /// Event-driven progressive filling. The water level `t` rises from 0; an admitted
@@ -723,21 +820,32 @@ impl Site {
     /// rising members), so it saturates at `(cap − k) / d`. Rows are kept in a heap with
     /// lazy keys: a key only moves later when members stop rising, so a stale (early) key is
     /// recomputed and pushed back when it surfaces; members starting to rise move it earlier,
-    /// so those rows are pushed afresh (once per batch of equal minimums).
-    fn fill(
-        &self,
-        work: &mut [Work],
-        n_admitted: usize,
-        mut k_row: Vec<f64>,
-        cap: &[f64],
-    ) -> Result<(), Error> {
-        let mut d_row = vec![0.0f64; k_row.len()];
-        let mut saturated = vec![false; k_row.len()];
-        let mut dirty = vec![false; k_row.len()];
-        let mut dirty_list: Vec<usize> = Vec::new();
+    /// so those rows are pushed afresh (once per batch of equal minimums). `k` starts as the
+    /// admission load `s.used`. Row `r` is slot `r % 4` of node `r / 4`.
+    fn fill(&self, s: &mut Scratch) -> Result<(), Error> {
+        let n_nodes = s.used.len();
+        let n_admitted = s.admitted.len();
+        let Scratch {
+            work,
+            used: k_row,
+            d_row,
+            saturated,
+            dirty,
+            dirty_list,
+            starts,
+            maxes,
+            heap,
+            cap,
+            ..
+        } = s;
+        reset(d_row, n_nodes, [0.0; 4]);
+        reset(saturated, n_nodes * 4, false);
+        reset(dirty, n_nodes, 0);
+        dirty_list.clear();
+        starts.clear();
+        maxes.clear();
+        heap.clear();
         let mut unfrozen = 0usize;
-        let mut starts: Vec<(f64, u32)> = Vec::with_capacity(n_admitted);
-        let mut maxes: Vec<(f64, u32)> = Vec::with_capacity(n_admitted);
         // In index order, so that a stable sort by value gives (value, index) order.
         for (i, w) in work.iter_mut().enumerate() {
             if w.state != State::Waiting {
@@ -762,9 +870,14 @@ impl Site {
         // this much cheaper than a full comparison sort.
         starts.sort_by(|a, b| a.0.total_cmp(&b.0));
         maxes.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut heap: BinaryHeap<Reverse<(Time, usize)>> = BinaryHeap::new();
         let (mut ps, mut pm) = (0usize, 0usize);
         let mut t = 0.0f64;
+        let row = |v: &[Rows], r: usize| {
+            v.get(r / 4)
+                .and_then(|rows| rows.get(r % 4))
+                .copied()
+                .unwrap_or(0.0)
+        };
         // Every iteration retires a start, a maximum, a row or a heap entry; heap entries
         // are pushed at most once per row per event, so this bound is never reached.
         let mut budget = 64usize
@@ -802,12 +915,12 @@ impl Site {
             // Validate the heap top: drop dead rows, push back keys that moved later.
             let mut t_sat = f64::INFINITY;
             while let Some(&Reverse((Time(te), r))) = heap.peek() {
-                let d = get(&d_row, r);
+                let d = row(d_row, r);
                 if saturated.get(r).copied().unwrap_or(true) || d <= 0.0 {
                     heap.pop();
                     continue;
                 }
-                let tr = ((get(cap, r) - get(&k_row, r)) / d).max(t);
+                let tr = ((row(cap, r) - row(k_row, r)) / d).max(t);
                 if tr > te {
                     heap.pop();
                     heap.push(Reverse((Time(tr), r)));
@@ -828,7 +941,7 @@ impl Site {
                         } else {
                             Reason::AtMaximum
                         };
-                        self.freeze(w, i, hi, reason, &mut k_row, &mut d_row);
+                        self.freeze(w, i, hi, reason, k_row, d_row);
                         unfrozen -= 1;
                     }
                 }
@@ -837,8 +950,8 @@ impl Site {
                 let Some(Reverse((_, r))) = heap.pop() else {
                     continue;
                 };
-                if let Some(s) = saturated.get_mut(r) {
-                    *s = true;
+                if let Some(flag) = saturated.get_mut(r) {
+                    *flag = true;
                 }
                 let node = r / 4;
                 let slot = r % 4;
@@ -859,7 +972,7 @@ impl Site {
                         State::Out | State::Frozen => continue,
                     };
                     if member {
-                        self.freeze(w, i, value, reason, &mut k_row, &mut d_row);
+                        self.freeze(w, i, value, reason, k_row, d_row);
                         unfrozen -= 1;
                     }
                 }
@@ -881,35 +994,43 @@ impl Site {
                     let Some(model) = self.chargers.get(i as usize) else {
                         continue;
                     };
+                    // Rows off the mask get exactly +0 (their coefficient is 0).
+                    let rows = w.mask | 0b1000;
                     for &k in self.path(model.path_start, model.path_len) {
-                        for slot in 0..4 {
-                            if slot < 3 && w.mask & (1 << slot) == 0 {
-                                continue;
+                        let k = k as usize;
+                        if let (Some(kr), Some(dr)) = (k_row.get_mut(k), d_row.get_mut(k)) {
+                            for ((kv, dv), &c) in kr.iter_mut().zip(dr.iter_mut()).zip(&w.coef) {
+                                *kv += -c * w.lo;
+                                *dv += c;
                             }
-                            let r = k as usize * 4 + slot;
-                            let c = row_coef(slot, w.n);
-                            add(&mut k_row, r, -c * w.lo);
-                            add(&mut d_row, r, c);
-                            if let Some(flag) = dirty.get_mut(r) {
-                                if !*flag {
-                                    *flag = true;
-                                    dirty_list.push(r);
-                                }
+                        }
+                        if let Some(flags) = dirty.get_mut(k) {
+                            if *flags == 0 {
+                                dirty_list.push(k as u32);
                             }
+                            *flags |= rows;
                         }
                     }
                 }
-                for r in dirty_list.drain(..) {
-                    if let Some(flag) = dirty.get_mut(r) {
-                        *flag = false;
-                    }
-                    let c = get(cap, r);
-                    let d = get(&d_row, r);
-                    if !c.is_finite() || saturated.get(r).copied().unwrap_or(true) || d <= 0.0 {
+                for k in dirty_list.drain(..) {
+                    let k = k as usize;
+                    let Some(flags) = dirty.get_mut(k) else {
                         continue;
+                    };
+                    let rows = std::mem::take(flags);
+                    for slot in 0..4 {
+                        if rows & (1 << slot) == 0 {
+                            continue;
+                        }
+                        let r = k * 4 + slot;
+                        let c = row(cap, r);
+                        let d = row(d_row, r);
+                        if !c.is_finite() || saturated.get(r).copied().unwrap_or(true) || d <= 0.0 {
+                            continue;
+                        }
+                        let tr = ((c - row(k_row, r)) / d).max(t);
+                        heap.push(Reverse((Time(tr), r)));
                     }
-                    let tr = ((c - get(&k_row, r)) / d).max(t);
-                    heap.push(Reverse((Time(tr), r)));
                 }
             } else {
                 // Unreachable: a waiting charger has a start, a rising one a maximum.
@@ -926,20 +1047,19 @@ impl Site {
         i: u32,
         value: f64,
         reason: Reason,
-        k_row: &mut [f64],
-        d_row: &mut [f64],
+        k_row: &mut [Rows],
+        d_row: &mut [Rows],
     ) {
         if w.state == State::Rising {
             if let Some(model) = self.chargers.get(i as usize) {
+                // Rows off the mask get exactly +0 (their coefficient is 0).
                 for &k in self.path(model.path_start, model.path_len) {
-                    for slot in 0..4 {
-                        if slot < 3 && w.mask & (1 << slot) == 0 {
-                            continue;
+                    let k = k as usize;
+                    if let (Some(kr), Some(dr)) = (k_row.get_mut(k), d_row.get_mut(k)) {
+                        for ((kv, dv), &c) in kr.iter_mut().zip(dr.iter_mut()).zip(&w.coef) {
+                            *kv += c * value;
+                            *dv += -c;
                         }
-                        let r = k as usize * 4 + slot;
-                        let c = row_coef(slot, w.n);
-                        add(k_row, r, c * value);
-                        add(d_row, r, -c);
                     }
                 }
             }
@@ -950,40 +1070,56 @@ impl Site {
     }
 }
 
+/// The charger checks of `Site::check_inputs` in one expression (`&`, not `&&`: no
+/// branches).
+fn charger_ok(input: &ChargerInput) -> bool {
+    let [a, b, c] = input.measured;
+    let finite_non_negative = |v: f64| (0.0..f64::INFINITY).contains(&v);
+    (input.max_current >= 0.0)
+        & (i32::try_from(input.class).is_ok())
+        & ((input.phases == 1) | (input.phases == 3))
+        & ((input.energy_needed_wh >= 0.0) | input.energy_needed_wh.is_nan())
+        & finite_non_negative(a)
+        & finite_non_negative(b)
+        & finite_non_negative(c)
+}
+
 /// Whether `amount` more per phase on `mask` fits under every node of `path`; otherwise the
-/// first (nearest) node and slot lacking headroom.
+/// first (nearest) node and slot lacking headroom. Rows off the mask are not checked.
 fn fits(
     path: &[u32],
     mask: u8,
     n: u8,
     amount: f64,
-    used: &[f64],
-    cap: &[f64],
+    used: &[Rows],
+    cap: &[Rows],
 ) -> Result<(), (u32, usize)> {
+    let coef = coefs(mask, n);
+    let rows = mask | 0b1000;
     for &k in path {
-        let base = k as usize * 4;
-        for slot in 0..4 {
-            if slot < 3 && mask & (1 << slot) == 0 {
-                continue;
-            }
-            let r = base + slot;
-            if get(used, r) + row_coef(slot, n) * amount > get(cap, r) + EPS {
-                return Err((k, slot));
-            }
+        let (Some(u), Some(c)) = (used.get(k as usize), cap.get(k as usize)) else {
+            continue;
+        };
+        let mut over = 0u8;
+        for (slot, ((&u, &c), &a)) in u.iter().zip(c).zip(&coef).enumerate() {
+            over |= u8::from(u + a * amount > c + EPS) << slot;
+        }
+        let over = over & rows;
+        if over != 0 {
+            return Err((k, over.trailing_zeros() as usize));
         }
     }
     Ok(())
 }
 
-/// Adds `amount` per phase on `mask` to every node of `path`.
-fn take(path: &[u32], mask: u8, n: u8, amount: f64, used: &mut [f64]) {
+/// Adds `amount` per phase to every node of `path`, weighted by `coef` (rows off the mask
+/// get exactly +0).
+fn take(path: &[u32], coef: &Rows, amount: f64, used: &mut [Rows]) {
     for &k in path {
-        let base = k as usize * 4;
-        for slot in 0..4 {
-            if slot < 3 && mask & (1 << slot) == 0 {
-                continue;
+        if let Some(u) = used.get_mut(k as usize) {
+            for (u, &c) in u.iter_mut().zip(coef) {
+                *u += c * amount;
             }
-            add(used, base + slot, row_coef(slot, n) * amount);
         }
     }
 }

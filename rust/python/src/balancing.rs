@@ -3,98 +3,120 @@
 //! each tick passes flat per-charger columns (lists, tuples, or any buffer of float64 /
 //! int64 such as `array.array('d')`) and gets flat lists back.
 
+use std::sync::{Mutex, TryLockError};
+use std::time::Instant;
+
 use evgw_balancing::{
-    ChargerInput, ChargerSpec, Limit, Meter, NodeInput, NodeSpec, Phase, PhaseMap, Reason, Site,
+    Allocation, ChargerInput, ChargerSpec, Limit, Meter, NodeInput, NodeSpec, Phase, PhaseMap,
+    Reason, Scratch, Site,
 };
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBool, PyFloat, PyList, PyTuple};
 
 fn value_error(error: evgw_balancing::Error) -> PyErr {
     PyValueError::new_err(error.to_string())
 }
 
-/// A column of `n` floats: None → `default` everywhere. Lists and tuples are read item by
-/// item through the fast paths; anything else must be a float64 buffer or a sequence.
+/// A float from a list or tuple item: the exact-float fast path, else any `__float__`.
+fn item_f64(item: &Bound<'_, PyAny>) -> PyResult<f64> {
+    match item.cast_exact::<PyFloat>() {
+        Ok(float) => Ok(float.value()),
+        Err(_) => item.extract(),
+    }
+}
+
+/// An integer from a list or tuple item (bools count as 0/1).
+fn item_i64(item: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if let Ok(flag) = item.cast_exact::<PyBool>() {
+        return Ok(i64::from(flag.is_true()));
+    }
+    item.extract()
+}
+
+fn length_error(name: &str, got: usize, n: usize) -> PyErr {
+    PyValueError::new_err(format!("{name}: {got} values for {n}"))
+}
+
+/// Reads a column of `n` floats into `values` (reused: no allocation once grown). Lists and
+/// tuples are read item by item; anything else must be a float64 buffer (copied in one go)
+/// or a sequence of floats. Returns false for None (the caller keeps its defaults).
 fn f64_column(
     column: Option<&Bound<'_, PyAny>>,
     n: usize,
-    default: f64,
     name: &str,
-) -> PyResult<Vec<f64>> {
+    values: &mut Vec<f64>,
+) -> PyResult<bool> {
     let Some(obj) = column.filter(|c| !c.is_none()) else {
-        return Ok(vec![default; n]);
+        return Ok(false);
     };
-    let values: Vec<f64> = if let Ok(list) = obj.cast::<PyList>() {
-        list.iter()
-            .map(|item| item.extract::<f64>())
-            .collect::<PyResult<_>>()?
+    values.clear();
+    if let Ok(list) = obj.cast::<PyList>() {
+        values.reserve(list.len());
+        for item in list.iter() {
+            values.push(item_f64(&item)?);
+        }
     } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        tuple
-            .iter()
-            .map(|item| item.extract::<f64>())
-            .collect::<PyResult<_>>()?
+        values.reserve(tuple.len());
+        for item in tuple.iter() {
+            values.push(item_f64(&item)?);
+        }
     } else if let Ok(buffer) = PyBuffer::<f64>::get(obj) {
-        buffer.to_vec(obj.py())?
+        if buffer.item_count() != n {
+            return Err(length_error(name, buffer.item_count(), n));
+        }
+        values.resize(n, 0.0);
+        buffer.copy_to_slice(obj.py(), values)?;
     } else {
-        obj.extract()?
-    };
-    if values.len() != n {
-        return Err(PyValueError::new_err(format!(
-            "{name}: {} values for {n}",
-            values.len()
-        )));
+        *values = obj.extract()?;
     }
-    Ok(values)
+    if values.len() != n {
+        return Err(length_error(name, values.len(), n));
+    }
+    Ok(true)
 }
 
-/// A column of `n` integers (bools count as 0/1): None → `default` everywhere.
+/// As [`f64_column`] for integers (bools count as 0/1; buffers of int64 or uint8).
 fn i64_column(
     column: Option<&Bound<'_, PyAny>>,
     n: usize,
-    default: i64,
     name: &str,
-) -> PyResult<Vec<i64>> {
+    values: &mut Vec<i64>,
+) -> PyResult<bool> {
     let Some(obj) = column.filter(|c| !c.is_none()) else {
-        return Ok(vec![default; n]);
+        return Ok(false);
     };
-    let values: Vec<i64> = if let Ok(list) = obj.cast::<PyList>() {
-        list.iter()
-            .map(|item| item.extract::<i64>())
-            .collect::<PyResult<_>>()?
+    values.clear();
+    if let Ok(list) = obj.cast::<PyList>() {
+        values.reserve(list.len());
+        for item in list.iter() {
+            values.push(item_i64(&item)?);
+        }
     } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        tuple
-            .iter()
-            .map(|item| item.extract::<i64>())
-            .collect::<PyResult<_>>()?
+        values.reserve(tuple.len());
+        for item in tuple.iter() {
+            values.push(item_i64(&item)?);
+        }
     } else if let Ok(buffer) = PyBuffer::<i64>::get(obj) {
-        buffer.to_vec(obj.py())?
+        if buffer.item_count() != n {
+            return Err(length_error(name, buffer.item_count(), n));
+        }
+        values.resize(n, 0);
+        buffer.copy_to_slice(obj.py(), values)?;
     } else if let Ok(buffer) = PyBuffer::<u8>::get(obj) {
-        buffer
-            .to_vec(obj.py())?
-            .into_iter()
-            .map(i64::from)
-            .collect()
+        values.extend(buffer.to_vec(obj.py())?.into_iter().map(i64::from));
     } else {
-        obj.extract()?
-    };
-    if values.len() != n {
-        return Err(PyValueError::new_err(format!(
-            "{name}: {} values for {n}",
-            values.len()
-        )));
+        *values = obj.extract()?;
     }
-    Ok(values)
+    if values.len() != n {
+        return Err(length_error(name, values.len(), n));
+    }
+    Ok(true)
 }
 
 fn limit_code(limit: Option<Limit>) -> i64 {
     limit.map_or(-1, |l| l.slot() as i64)
-}
-
-fn three(v: &[f64], i: usize) -> [f64; 3] {
-    let at = |j: usize| v.get(i * 3 + j).copied().unwrap_or(0.0);
-    [at(0), at(1), at(2)]
 }
 
 /// (id, parent id or None, (A on L1, L2, L3), max power W).
@@ -106,18 +128,54 @@ type ChargerRow = (String, String, u8, String, f64, f64, f64, bool);
 #[pyclass(module = "gateway._core", frozen)]
 pub struct BalancingSolver {
     site: Site,
+    /// Working memory reused from tick to tick.
+    buffers: Mutex<Buffers>,
 }
 
-/// One tick's columns, converted.
-struct Tick {
-    nodes: Vec<NodeInput>,
+/// Per-tick memory kept across calls: the converted columns, the solver's scratch and its
+/// result, so that a tick allocates nothing once they have grown. Behind a mutex because the
+/// class is frozen (shareable between threads); a call that finds it busy (another thread
+/// mid-solve) works in fresh memory instead of waiting.
+#[derive(Default)]
+struct Buffers {
     chargers: Vec<ChargerInput>,
+    nodes: Vec<NodeInput>,
+    floats: Vec<f64>,
+    ints: Vec<i64>,
+    scratch: Scratch,
+    out: Allocation,
+}
+
+/// Runs `f` on the solver's buffers, or on fresh ones when another thread holds them.
+fn with_buffers<R>(buffers: &Mutex<Buffers>, f: impl FnOnce(&mut Buffers) -> R) -> R {
+    match buffers.try_lock() {
+        Ok(mut guard) => f(&mut guard),
+        Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => f(&mut Buffers::default()),
+    }
+}
+
+/// Sets one field of every charger input from a column.
+fn scatter<T: Copy>(
+    chargers: &mut [ChargerInput],
+    values: &[T],
+    set: impl Fn(&mut ChargerInput, T),
+) {
+    for (charger, &value) in chargers.iter_mut().zip(values) {
+        set(charger, value);
+    }
+}
+
+fn triple(values: &[f64]) -> [f64; 3] {
+    <[f64; 3]>::try_from(values).unwrap_or([0.0; 3])
 }
 
 impl BalancingSolver {
+    /// Converts one tick's columns into `b.chargers` and `b.nodes`.
     #[allow(clippy::too_many_arguments)]
     fn tick(
         &self,
+        b: &mut Buffers,
         active: &Bound<'_, PyAny>,
         max_current: Option<&Bound<'_, PyAny>>,
         phases: Option<&Bound<'_, PyAny>>,
@@ -131,36 +189,54 @@ impl BalancingSolver {
         node_max_power: Option<&Bound<'_, PyAny>>,
         node_meter: Option<&Bound<'_, PyAny>>,
         node_meter_state: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Tick> {
+    ) -> PyResult<()> {
         let n = self.site.charger_count();
         let m = self.site.node_count();
-        let active = i64_column(Some(active), n, 0, "active")?;
-        let max_current = f64_column(max_current, n, f64::INFINITY, "max_current")?;
-        let phases = i64_column(phases, n, 3, "phases")?;
-        let allow_1p = i64_column(allow_1p, n, 0, "allow_1p")?;
-        let priority = i64_column(priority, n, 0, "priority")?;
-        let energy = f64_column(energy_needed_wh, n, f64::NAN, "energy_needed_wh")?;
-        let departure = f64_column(departure_s, n, f64::NAN, "departure_s")?;
-        let waited = i64_column(waited, n, 0, "waited")?;
-        let measured = f64_column(measured, 3 * n, 0.0, "measured")?;
-        let mut chargers = Vec::with_capacity(n);
-        for i in 0..n {
-            let at = |v: &[i64], default: i64| v.get(i).copied().unwrap_or(default);
-            let atf = |v: &[f64], default: f64| v.get(i).copied().unwrap_or(default);
-            let phase_count = at(&phases, 3);
-            // Out-of-range values map to ones the solver refuses with a named error.
-            chargers.push(ChargerInput {
-                active: at(&active, 0) != 0,
-                max_current: atf(&max_current, f64::INFINITY),
-                phases: u8::try_from(phase_count).unwrap_or(0),
-                allow_1p: at(&allow_1p, 0) != 0,
-                class: at(&priority, 0),
-                energy_needed_wh: atf(&energy, f64::NAN),
-                departure_s: atf(&departure, f64::NAN),
-                waited: u32::try_from(at(&waited, 0).max(0)).unwrap_or(u32::MAX),
-                measured: three(&measured, i),
+        let Buffers {
+            chargers,
+            nodes,
+            floats,
+            ints,
+            ..
+        } = b;
+        // The defaults: inactive, no cap, 3p, class 0, unknown urgency, nothing measured.
+        chargers.clear();
+        chargers.resize(n, ChargerInput::default());
+        // Out-of-range values map to ones the solver refuses with a named error.
+        if i64_column(Some(active), n, "active", ints)? {
+            scatter(chargers, ints, |c, v| c.active = v != 0);
+        }
+        if f64_column(max_current, n, "max_current", floats)? {
+            scatter(chargers, floats, |c, v| c.max_current = v);
+        }
+        if i64_column(phases, n, "phases", ints)? {
+            scatter(chargers, ints, |c, v| {
+                c.phases = u8::try_from(v).unwrap_or(0)
             });
         }
+        if i64_column(allow_1p, n, "allow_1p", ints)? {
+            scatter(chargers, ints, |c, v| c.allow_1p = v != 0);
+        }
+        if i64_column(priority, n, "priority", ints)? {
+            scatter(chargers, ints, |c, v| c.class = v);
+        }
+        if f64_column(energy_needed_wh, n, "energy_needed_wh", floats)? {
+            scatter(chargers, floats, |c, v| c.energy_needed_wh = v);
+        }
+        if f64_column(departure_s, n, "departure_s", floats)? {
+            scatter(chargers, floats, |c, v| c.departure_s = v);
+        }
+        if i64_column(waited, n, "waited", ints)? {
+            scatter(chargers, ints, |c, v| {
+                c.waited = u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+            });
+        }
+        if f64_column(measured, 3 * n, "measured", floats)? {
+            for (c, v) in chargers.iter_mut().zip(floats.chunks_exact(3)) {
+                c.measured = triple(v);
+            }
+        }
+        nodes.clear();
         let any_node_input = [
             node_max_current,
             node_max_power,
@@ -169,16 +245,29 @@ impl BalancingSolver {
         ]
         .iter()
         .any(|c| c.is_some_and(|c| !c.is_none()));
-        let mut nodes = Vec::new();
-        if any_node_input {
-            let limits = f64_column(node_max_current, 3 * m, f64::INFINITY, "node_max_current")?;
-            let power = f64_column(node_max_power, m, f64::INFINITY, "node_max_power")?;
-            let meter = f64_column(node_meter, 3 * m, 0.0, "node_meter")?;
-            let state = i64_column(node_meter_state, m, 0, "node_meter_state")?;
-            for k in 0..m {
-                let meter = match state.get(k).copied().unwrap_or(0) {
+        if !any_node_input {
+            return Ok(());
+        }
+        nodes.resize(m, NodeInput::default());
+        if f64_column(node_max_current, 3 * m, "node_max_current", floats)? {
+            for (k, v) in nodes.iter_mut().zip(floats.chunks_exact(3)) {
+                k.max_current = triple(v);
+            }
+        }
+        if f64_column(node_max_power, m, "node_max_power", floats)? {
+            for (k, &v) in nodes.iter_mut().zip(floats.iter()) {
+                k.max_power = v;
+            }
+        }
+        let metered = f64_column(node_meter, 3 * m, "node_meter", floats)?;
+        if i64_column(node_meter_state, m, "node_meter_state", ints)? {
+            for (k, (node, &state)) in nodes.iter_mut().zip(ints.iter()).enumerate() {
+                node.meter = match state {
                     0 => Meter::None,
-                    1 => Meter::Fresh(three(&meter, k)),
+                    1 if metered => {
+                        Meter::Fresh(triple(floats.get(3 * k..3 * k + 3).unwrap_or(&[])))
+                    }
+                    1 => Meter::Fresh([0.0; 3]),
                     2 => Meter::Stale,
                     other => {
                         return Err(PyValueError::new_err(format!(
@@ -188,14 +277,9 @@ impl BalancingSolver {
                         )))
                     }
                 };
-                nodes.push(NodeInput {
-                    max_current: three(&limits, k),
-                    max_power: power.get(k).copied().unwrap_or(f64::INFINITY),
-                    meter,
-                });
             }
         }
-        Ok(Tick { nodes, chargers })
+        Ok(())
     }
 }
 
@@ -239,7 +323,10 @@ impl BalancingSolver {
         }
         let mut site = Site::new(&nodes, &specs).map_err(value_error)?;
         site.set_urgency_tier(urgency_tier).map_err(value_error)?;
-        Ok(Self { site })
+        Ok(Self {
+            site,
+            buffers: Mutex::new(Buffers::default()),
+        })
     }
 
     /// Node ids, in index order.
@@ -283,35 +370,44 @@ impl BalancingSolver {
         node_meter: Option<&Bound<'py, PyAny>>,
         node_meter_state: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let tick = self.tick(
-            active,
-            max_current,
-            phases,
-            allow_1p,
-            priority,
-            energy_needed_wh,
-            departure_s,
-            waited,
-            measured,
-            node_max_current,
-            node_max_power,
-            node_meter,
-            node_meter_state,
-        )?;
         let site = &self.site;
-        // The solve itself does not touch Python objects: let other threads run.
-        let out = py
-            .detach(|| site.solve(&tick.nodes, &tick.chargers))
-            .map_err(value_error)?;
-        let r = &out.chargers;
-        (
-            PyList::new(py, r.iter().map(|c| c.setpoint))?,
-            PyList::new(py, r.iter().map(|c| c.phases))?,
-            PyList::new(py, r.iter().map(|c| c.reason.code()))?,
-            PyList::new(py, r.iter().map(|c| reason_node(c.reason)))?,
-            PyList::new(py, r.iter().map(|c| limit_code(c.reason.limit())))?,
-        )
-            .into_pyobject(py)
+        with_buffers(&self.buffers, |b| {
+            self.tick(
+                b,
+                active,
+                max_current,
+                phases,
+                allow_1p,
+                priority,
+                energy_needed_wh,
+                departure_s,
+                waited,
+                measured,
+                node_max_current,
+                node_max_power,
+                node_meter,
+                node_meter_state,
+            )?;
+            let Buffers {
+                chargers,
+                nodes,
+                scratch,
+                out,
+                ..
+            } = b;
+            // The solve itself does not touch Python objects: let other threads run.
+            py.detach(|| site.solve_into(nodes, chargers, scratch, out))
+                .map_err(value_error)?;
+            let r = &out.chargers;
+            (
+                PyList::new(py, r.iter().map(|c| c.setpoint))?,
+                PyList::new(py, r.iter().map(|c| c.phases))?,
+                PyList::new(py, r.iter().map(|c| c.reason.code()))?,
+                PyList::new(py, r.iter().map(|c| reason_node(c.reason)))?,
+                PyList::new(py, r.iter().map(|c| limit_code(c.reason.limit())))?,
+            )
+                .into_pyobject(py)
+        })
     }
 
     /// As `solve`, plus (ranks, urgencies, unrounded values, node capacities, node loads):
@@ -340,7 +436,10 @@ impl BalancingSolver {
         node_meter: Option<&Bound<'py, PyAny>>,
         node_meter_state: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let tick = self.tick(
+        let site = &self.site;
+        let mut fresh = Buffers::default();
+        self.tick(
+            &mut fresh,
             active,
             max_current,
             phases,
@@ -355,9 +454,8 @@ impl BalancingSolver {
             node_meter,
             node_meter_state,
         )?;
-        let out = self
-            .site
-            .solve(&tick.nodes, &tick.chargers)
+        let out = site
+            .solve(&fresh.nodes, &fresh.chargers)
             .map_err(value_error)?;
         let r = &out.chargers;
         let items: Vec<Bound<'py, PyAny>> = vec![
@@ -383,6 +481,71 @@ impl BalancingSolver {
             PyList::new(py, out.nodes.iter().flat_map(|k| k.load))?.into_any(),
         ];
         PyTuple::new(py, items)
+    }
+
+    /// A measurement aid for benchmarks: converts the columns once (as `solve`), then times
+    /// `repeats` solves inside Rust, reusing the buffers as `solve` does; returns the time of
+    /// each in ns. The Rust solver alone, without the per-call conversion.
+    #[pyo3(signature = (
+        active, *, repeats, max_current = None, phases = None, allow_1p = None,
+        priority = None, energy_needed_wh = None, departure_s = None, waited = None,
+        measured = None, node_max_current = None, node_max_power = None, node_meter = None,
+        node_meter_state = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn time_solve(
+        &self,
+        py: Python<'_>,
+        active: &Bound<'_, PyAny>,
+        repeats: usize,
+        max_current: Option<&Bound<'_, PyAny>>,
+        phases: Option<&Bound<'_, PyAny>>,
+        allow_1p: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
+        energy_needed_wh: Option<&Bound<'_, PyAny>>,
+        departure_s: Option<&Bound<'_, PyAny>>,
+        waited: Option<&Bound<'_, PyAny>>,
+        measured: Option<&Bound<'_, PyAny>>,
+        node_max_current: Option<&Bound<'_, PyAny>>,
+        node_max_power: Option<&Bound<'_, PyAny>>,
+        node_meter: Option<&Bound<'_, PyAny>>,
+        node_meter_state: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<f64>> {
+        let site = &self.site;
+        let mut b = Buffers::default();
+        self.tick(
+            &mut b,
+            active,
+            max_current,
+            phases,
+            allow_1p,
+            priority,
+            energy_needed_wh,
+            departure_s,
+            waited,
+            measured,
+            node_max_current,
+            node_max_power,
+            node_meter,
+            node_meter_state,
+        )?;
+        let Buffers {
+            chargers,
+            nodes,
+            scratch,
+            out,
+            ..
+        } = &mut b;
+        py.detach(|| {
+            let mut times = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                let start = Instant::now();
+                site.solve_into(nodes, chargers, scratch, out)?;
+                times.push(start.elapsed().as_nanos() as f64);
+            }
+            Ok(times)
+        })
+        .map_err(value_error)
     }
 
     /// The explanation of one result, naming the node by id (as the codes from `solve`).
