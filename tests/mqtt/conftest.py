@@ -182,7 +182,6 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
     listener (test CA, server certificate for 127.0.0.1/localhost) and a TLS listener that
     also requires a client certificate. Files made with `mosquitto_passwd -b` and the
     `cryptography` package."""
-    pytest.importorskip("cryptography")
     pki = _make_pki(tmp_path)
     password_file = tmp_path / "passwords"
     subprocess.run(
