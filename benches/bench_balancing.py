@@ -9,11 +9,13 @@ the grid limit binds (about 7.5 A per charger), some sub-boards bind before it.
 Reported, side by side in one run: time per solve (best of several repeats: the least
 disturbed on a shared machine) of the Rust solver through the binding with Python lists (as
 the controller calls it, conversion of the per-tick lists and the result lists included),
-through the binding with `array.array` columns (the fastest input path: one copy per
-column), the Rust solver alone (timed inside Rust by `BalancingSolver.time_solve`, no
-conversion), and the plain-Python baseline; the ratios; then the scaling from 100 to 100,000
-chargers (the Python baseline up to 10,000 with --quick). Both solvers' setpoints are
-checked to agree first, on both input paths. The same tick is solved repeatedly, so the
+through the binding with `array.array` columns (one copy per column, result lists built),
+through a `BalancingTick` (columns allocated once and written in place: the results go into
+caller-owned arrays, no Python objects per tick), the Rust solver alone (timed inside Rust
+by `BalancingSolver.time_solve`, no conversion), and the plain-Python baseline; the ratios;
+then the scaling from 100 to 100,000 chargers (the Python baseline up to 10,000 with
+--quick). Both solvers' setpoints are
+checked to agree first, on all three input paths. The same tick is solved repeatedly, so the
 ranking starts from an unchanged order (a real tick changes it a little). Nothing here
 asserts a speed: CI runs `--quick` and keeps the report.
 
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import balancing_baseline as base
 
-from gateway._core import BalancingSolver
+from gateway._core import BalancingSolver, BalancingTick
 
 ROTATIONS = ["RST", "RTS", "SRT", "STR", "TRS", "TSR"]
 INF = math.inf
@@ -104,7 +106,11 @@ class RustContenders:
     lists: Callable[[], list[float]]
     """Through the binding, per-tick Python lists (as the controller calls it)."""
     buffers: Callable[[], list[float]]
-    """Through the binding, `array.array` columns (the fastest input path)."""
+    """Through the binding, `array.array` columns, result lists built."""
+    tick: Callable[[], object]
+    """Through a `BalancingTick`: columns allocated once, results written in place."""
+    tick_setpoints: Callable[[], list[float]]
+    """The tick's setpoints as a list (for the agreement check, not timed)."""
     alone: Callable[[int], list[float]]
     """The Rust solver alone: ns per solve of `repeats` solves timed inside Rust."""
 
@@ -155,6 +161,17 @@ def rust_contenders(d: Depot) -> RustContenders:
         setpoints: list[float] = solver.solve(active_array, **arrays)[0]
         return setpoints
 
+    # The same columns in a tick's own arrays, written once (a control loop would update
+    # the items that changed).
+    tick = BalancingTick(solver)
+    tick.active[:] = active_array
+    for name, values in arrays.items():
+        getattr(tick, name)[:] = values
+
+    def tick_setpoints() -> list[float]:
+        tick.solve()
+        return tick.setpoints.tolist()
+
     def alone(repeats: int) -> list[float]:
         times: list[float] = solver.time_solve(
             active_array,
@@ -163,7 +180,7 @@ def rust_contenders(d: Depot) -> RustContenders:
         )
         return times
 
-    return RustContenders(lists, buffers, alone)
+    return RustContenders(lists, buffers, tick.solve, tick_setpoints, alone)
 
 
 def python_contender(d: Depot) -> Callable[[], list[float]]:
@@ -212,13 +229,14 @@ def run_benchmark(quick: bool) -> str:
     rust = rust_contenders(d)
     python = python_contender(d)
     a, b, c = rust.lists(), rust.buffers(), python()
-    if a != b:
-        raise SystemExit("the list and buffer input paths disagree")
+    if a != b or a != rust.tick_setpoints():
+        raise SystemExit("the list, buffer and tick paths disagree")
     mismatches = sum(1 for x, y in zip(a, c, strict=True) if abs(x - y) > 1e-9)
     if mismatches:
         raise SystemExit(f"Rust and Python disagree on {mismatches} of 10,000 setpoints")
     t_lists = time_ns(rust.lists, budget)
     t_buffers = time_ns(rust.buffers, budget)
+    t_tick = time_ns(rust.tick, budget)
     t_alone = time_alone_ns(rust.alone, budget)
     t_python = time_ns(python, budget * 4)
     lines += [
@@ -226,15 +244,17 @@ def run_benchmark(quick: bool) -> str:
         f"  rust, Python lists     {fmt_ns(t_lists)}  {ratio(t_python, t_lists)} faster"
         "  (as the controller calls it; conversion included)",
         f"  rust, array buffers    {fmt_ns(t_buffers)}  {ratio(t_python, t_buffers)} faster"
-        "  (fastest input path; result lists included)",
+        "  (one copy per column; result lists included)",
+        f"  rust, BalancingTick    {fmt_ns(t_tick)}  {ratio(t_python, t_tick)} faster"
+        "  (arrays allocated once; results written in place)",
         f"  rust solver alone      {fmt_ns(t_alone)}  {ratio(t_python, t_alone)} faster"
         "  (timed inside Rust, no conversion)",
         f"  python baseline        {fmt_ns(t_python)}",
         f"  {sum(a):.1f} A allocated, {sum(1 for x in a if x > 0)} chargers charging",
         "",
         "Scaling (time per solve; ratio = python / rust):",
-        f"  {'chargers':>9}  {'rust lists':>12}  {'rust buffers':>12}  {'rust alone':>12}"
-        f"  {'python':>12}  {'lists':>7}  {'buffers':>7}",
+        f"  {'chargers':>9}  {'rust lists':>12}  {'rust buffers':>12}  {'rust tick':>12}"
+        f"  {'rust alone':>12}  {'python':>12}  {'lists':>7}  {'buffers':>7}  {'tick':>7}",
     ]
     python_limit = 10_000 if quick else 100_000
     for n in (100, 1_000, 10_000, 100_000):
@@ -242,13 +262,16 @@ def run_benchmark(quick: bool) -> str:
         rust = rust_contenders(d)
         t_l = time_ns(rust.lists, budget)
         t_b = time_ns(rust.buffers, budget)
+        t_t = time_ns(rust.tick, budget)
         t_a = time_alone_ns(rust.alone, budget)
-        row = f"  {n:>9,}  {fmt_ns(t_l)}  {fmt_ns(t_b)}  {fmt_ns(t_a)}"
+        row = f"  {n:>9,}  {fmt_ns(t_l)}  {fmt_ns(t_b)}  {fmt_ns(t_t)}  {fmt_ns(t_a)}"
         if n <= python_limit:
             t_p = time_ns(python_contender(d), budget * 2)
-            lines.append(f"{row}  {fmt_ns(t_p)}  {ratio(t_p, t_l)}  {ratio(t_p, t_b)}")
+            lines.append(
+                f"{row}  {fmt_ns(t_p)}  {ratio(t_p, t_l)}  {ratio(t_p, t_b)}  {ratio(t_p, t_t)}"
+            )
         else:
-            lines.append(f"{row}  {'-':>12}  {'-':>7}  {'-':>7}")
+            lines.append(f"{row}  {'-':>12}  {'-':>7}  {'-':>7}  {'-':>7}")
     return "\n".join(lines) + "\n"
 
 

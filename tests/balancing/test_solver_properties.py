@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benches"))
 import balancing_baseline as base
 
-from gateway._core import BalancingSolver
+from gateway._core import BalancingSolver, BalancingTick
 
 INF = math.inf
 V = base.NOMINAL_VOLTAGE_V
@@ -490,3 +490,66 @@ def test_bad_input_is_refused_by_name() -> None:
         s.solve([1, 1, 1], node_meter_state=[0, 7])
     with pytest.raises(ValueError, match=r"no such reason"):
         s.describe(9, -1, -1)
+
+
+def fill_tick(tick: BalancingTick, case: Case) -> None:
+    """Writes a case's columns into a tick's own arrays, in place."""
+    active, columns = tick_columns(case, buffers=False)
+    assert isinstance(active, list)
+    tick.active[:] = array("q", active)
+    for name, values in columns.items():
+        column = getattr(tick, name)
+        assert isinstance(values, list)
+        column[:] = array(column.typecode, values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_tick_agrees_with_solve(case: Case) -> None:
+    """A `BalancingTick` writes into its arrays what `solve` returns, tick after tick (its
+    arrays and memory reused across different ticks)."""
+    flipped = replace(
+        case,
+        inputs=[replace(i, active=not i.active) if k % 2 else i for k, i in enumerate(case.inputs)],
+    )
+    s = solver(case)
+    tick = BalancingTick(s)
+    assert tick.solver is s
+    for t in (case, flipped, case):
+        fill_tick(tick, t)
+        tick.solve()
+        active, columns = tick_columns(t, buffers=False)
+        expected = s.solve(active, **columns)
+        got = (
+            tick.setpoints.tolist(),
+            tick.phases_used.tolist(),
+            tick.reasons.tolist(),
+            tick.reason_nodes.tolist(),
+            tick.reason_limits.tolist(),
+        )
+        assert got == expected
+
+
+def test_tick_defaults_and_bad_columns() -> None:
+    s = simple_site()
+    tick = BalancingTick(s)
+    assert (len(tick.active), len(tick.measured), len(tick.node_meter)) == (3, 9, 6)
+    tick.solve()
+    assert (tick.setpoints.tolist(), tick.reasons.tolist()) == ([0.0] * 3, [base.INACTIVE] * 3)
+    tick.active[:] = array("q", [1, 1, 1])
+    tick.solve()
+    assert (tick.setpoints.tolist(), tick.phases_used.tolist()) == (
+        s.solve([1, 1, 1])[0],
+        s.solve([1, 1, 1])[1],
+    )
+    tick.max_current[1] = math.nan
+    with pytest.raises(ValueError, match=r'charger "cp2": tick max_current must be >= 0'):
+        tick.solve()
+    tick.max_current[1] = INF
+    tick.phases.append(3)
+    with pytest.raises(ValueError, match=r"phases: 4 values for 3"):
+        tick.solve()
+    tick.phases.pop()
+    tick.setpoints.append(0.0)
+    with pytest.raises(ValueError, match=r"setpoints: 4 values for 3"):
+        tick.solve()

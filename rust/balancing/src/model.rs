@@ -192,6 +192,13 @@ pub(crate) struct ChargerModel {
     /// The resolution in mA (whole numbers keep the rounding exact and identical in the
     /// Python baseline).
     pub res_ma: u64,
+    /// `res_ma` as a float, and one step in A (`res_ma / 1000`): kept to spare the hot loops
+    /// the integer conversions and the division.
+    pub res_ma_f: f64,
+    pub step: f64,
+    /// `floor_to(max, res_ma) == max`: a tick cap at or above the maximum then leaves the
+    /// maximum as it is without rounding it again.
+    pub max_on_grid: bool,
     pub can_switch: bool,
     /// Ancestors (parent first, root last) in `Site::paths`.
     pub path_start: u32,
@@ -236,6 +243,26 @@ pub(crate) fn floor_to(value: f64, res_ma: u64) -> f64 {
         return 0.0;
     }
     steps.saturating_mul(res_ma) as f64 / 1000.0
+}
+
+impl ChargerModel {
+    /// [`floor_to`] at this charger's resolution, bit for bit, with a fast path for the
+    /// values a tick meets (below 10^12 A, where the step count and its product with the
+    /// resolution fit an `i64` exactly; the conversions are then single instructions).
+    #[inline]
+    pub fn floor(&self, value: f64) -> f64 {
+        if value.is_nan() || value >= 1e12 {
+            return floor_to(value, self.res_ma);
+        }
+        let steps = value * 1000.0 / self.res_ma_f + ROUND_EPS_STEPS;
+        // Truncation is the floor for a positive number; negatives give 0 as in `floor_to`.
+        let steps = if steps > 0.0 { steps as i64 } else { 0 };
+        if steps == 0 {
+            return 0.0;
+        }
+        // res_ma <= 10^6 and steps <= 10^15 + 1: the product is far below 2^63.
+        (steps * self.res_ma as i64) as f64 / 1000.0
+    }
 }
 
 /// `value` rounded up to a multiple of `res_ma` mA, in A.
@@ -588,8 +615,75 @@ fn compile_charger(spec: &ChargerSpec, node: u32) -> Result<ChargerModel, Error>
         min,
         max,
         res_ma,
+        res_ma_f: res_ma as f64,
+        step: res_ma as f64 / 1000.0,
+        max_on_grid: floor_to(max, res_ma) == max,
         can_switch: spec.can_switch_phases,
         path_start: 0,
         path_len: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast [`ChargerModel::floor`] is bit for bit [`floor_to`].
+    #[test]
+    fn fast_floor_is_floor_to() {
+        let values = [
+            0.0,
+            -0.0,
+            -1.0,
+            1e-9,
+            0.0004,
+            0.001,
+            0.0999,
+            0.1,
+            5.3,
+            6.0,
+            6.3 - 1e-13,
+            7.15,
+            10.0,
+            15.999_999_9,
+            16.0,
+            31.7,
+            32.0,
+            999.9,
+            1e6,
+            1e11,
+            9.99e11,
+            1e12,
+            1e15,
+            1e20,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for res_ma in [1u64, 10, 100, 250, 500, 1000, 7, 1_000_000] {
+            let spec = ChargerSpec {
+                resolution: res_ma as f64 / 1000.0,
+                max_current: 2000.0,
+                ..ChargerSpec::three_phase("c", "n", 32.0)
+            };
+            let model = compile_charger(&spec, 0).unwrap();
+            let mut x = 0.0f64;
+            while x < 40.0 {
+                assert_eq!(
+                    model.floor(x).to_bits(),
+                    floor_to(x, res_ma).to_bits(),
+                    "{x}"
+                );
+                x += 0.000_7;
+            }
+            for &v in &values {
+                assert_eq!(
+                    model.floor(v).to_bits(),
+                    floor_to(v, res_ma).to_bits(),
+                    "{v} at {res_ma} mA"
+                );
+            }
+        }
+    }
 }

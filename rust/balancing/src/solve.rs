@@ -5,7 +5,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use crate::error::Error;
-use crate::model::{floor_to, Phase, Site, NONE};
+use crate::model::{Phase, Site, NONE};
 use crate::NOMINAL_VOLTAGE_V;
 
 /// Slack allowed when comparing a load against a capacity (A, or W for power rows): float
@@ -338,10 +338,25 @@ fn bit(p: u8) -> u8 {
     1u8 << (p % 3)
 }
 
-/// The per-row coefficients of a charger on `mask` with `n` phases (see [`Work::coef`]).
-fn coefs(mask: u8, n: u8) -> Rows {
-    let on = |slot: u8| f64::from((mask >> slot) & 1);
-    [on(0), on(1), on(2), NOMINAL_VOLTAGE_V * f64::from(n)]
+/// The per-row coefficients ([`Work::coef`]) of a three-phase session.
+const COEF_3P: Rows = [1.0, 1.0, 1.0, 3.0 * NOMINAL_VOLTAGE_V];
+
+/// The per-row coefficients of a single-phase session on grid phase 0, 1, 2.
+const COEF_1P: [Rows; 3] = [
+    [1.0, 0.0, 0.0, NOMINAL_VOLTAGE_V],
+    [0.0, 1.0, 0.0, NOMINAL_VOLTAGE_V],
+    [0.0, 0.0, 1.0, NOMINAL_VOLTAGE_V],
+];
+
+/// The grid-phase mask and the coefficients of a session on `n` phases of a charger whose
+/// L1 is on grid phase `l1`.
+fn usage(n: u8, l1: u8) -> (u8, &'static Rows) {
+    if n == 3 {
+        (0b111, &COEF_3P)
+    } else {
+        let g = l1 % 3;
+        (bit(g), COEF_1P.get(usize::from(g)).unwrap_or(&COEF_3P))
+    }
 }
 
 /// Refills `v` with `len` copies of `value`, keeping its allocation.
@@ -440,7 +455,12 @@ impl Site {
             };
             let mut key = (0u64, 0u128);
             if input.active {
-                let cap_q = floor_to(input.max_current.min(model.max), model.res_ma);
+                // A cap at or above an on-grid maximum leaves it as it is (no rounding).
+                let cap_q = if model.max_on_grid && input.max_current >= model.max {
+                    model.max
+                } else {
+                    model.floor(input.max_current.min(model.max))
+                };
                 if cap_q < model.max {
                     w.hi = cap_q;
                     w.capped = true;
@@ -520,16 +540,11 @@ impl Site {
                 };
                 continue;
             }
-            let mask_of = |n: u8| {
-                if n == 3 {
-                    0b111
-                } else {
-                    bit(model.map[0])
-                }
-            };
-            let mut outcome = fits(path, mask_of(w.n), w.n, w.lo, &s.used, &s.cap);
+            let (mask, coef) = usage(w.n, model.map[0]);
+            let mut outcome = fits(path, mask, coef, w.lo, &s.used, &s.cap);
             if outcome.is_err() && w.n == 3 && model.can_switch && input.allow_1p {
-                let single = fits(path, mask_of(1), 1, w.lo, &s.used, &s.cap);
+                let (mask, coef) = usage(1, model.map[0]);
+                let single = fits(path, mask, coef, w.lo, &s.used, &s.cap);
                 if single.is_ok() {
                     w.n = 1;
                 }
@@ -537,8 +552,9 @@ impl Site {
             }
             match outcome {
                 Ok(()) => {
-                    w.mask = mask_of(w.n);
-                    w.coef = coefs(w.mask, w.n);
+                    let (mask, coef) = usage(w.n, model.map[0]);
+                    w.mask = mask;
+                    w.coef = *coef;
                     w.state = State::Waiting;
                     w.x = w.lo;
                     take(path, &w.coef, w.lo, &mut s.used);
@@ -561,7 +577,7 @@ impl Site {
         s.results.clear();
         for (model, w) in self.chargers.iter().zip(s.work.iter_mut()) {
             if w.state == State::Frozen {
-                let q = floor_to(w.x, model.res_ma);
+                let q = model.floor(w.x);
                 // Never below the minimum: `lo` is on the grid, so only float noise could.
                 let q = q.max(w.lo).min(w.hi);
                 let path = self.path(model.path_start, model.path_len);
@@ -579,16 +595,16 @@ impl Site {
             ) else {
                 continue;
             };
-            let step = model.res_ma as f64 / 1000.0;
+            let step = model.step;
             // Only chargers that lost something to rounding get a step back; one step is all
             // any of them lost.
             if *q >= w.x - EPS || *q + step > w.hi + EPS {
                 continue;
             }
             let path = self.path(model.path_start, model.path_len);
-            if fits(path, w.mask, w.n, step, &s.load, &s.cap).is_ok() {
+            if fits(path, w.mask, &w.coef, step, &s.load, &s.cap).is_ok() {
                 take(path, &w.coef, step, &mut s.load);
-                *q = floor_to(*q + step, model.res_ma);
+                *q = model.floor(*q + step);
             }
         }
 
@@ -1089,19 +1105,18 @@ fn charger_ok(input: &ChargerInput) -> bool {
 fn fits(
     path: &[u32],
     mask: u8,
-    n: u8,
+    coef: &Rows,
     amount: f64,
     used: &[Rows],
     cap: &[Rows],
 ) -> Result<(), (u32, usize)> {
-    let coef = coefs(mask, n);
     let rows = mask | 0b1000;
     for &k in path {
         let (Some(u), Some(c)) = (used.get(k as usize), cap.get(k as usize)) else {
             continue;
         };
         let mut over = 0u8;
-        for (slot, ((&u, &c), &a)) in u.iter().zip(c).zip(&coef).enumerate() {
+        for (slot, ((&u, &c), &a)) in u.iter().zip(c).zip(coef).enumerate() {
             over |= u8::from(u + a * amount > c + EPS) << slot;
         }
         let over = over & rows;

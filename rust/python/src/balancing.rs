@@ -2,13 +2,19 @@
 //! call from Python with 10,000 chargers. The tree and the charger table are built once;
 //! each tick passes flat per-charger columns (lists, tuples, or any buffer of float64 /
 //! int64 such as `array.array('d')`) and gets flat lists back.
+//!
+//! `BalancingTick`: the same solve without per-tick Python objects. It owns one
+//! `array.array` per input and per output column, allocated once; the caller writes the
+//! inputs in place, `solve()` reads them and writes the results into the output arrays
+//! (no result lists are built: those cost about as much as the solve itself at 10,000
+//! chargers).
 
 use std::sync::{Mutex, TryLockError};
 use std::time::Instant;
 
 use evgw_balancing::{
-    Allocation, ChargerInput, ChargerSpec, Limit, Meter, NodeInput, NodeSpec, Phase, PhaseMap,
-    Reason, Scratch, Site,
+    Allocation, ChargerInput, ChargerResult, ChargerSpec, Limit, Meter, NodeInput, NodeSpec, Phase,
+    PhaseMap, Reason, Scratch, Site,
 };
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
@@ -138,6 +144,7 @@ pub struct BalancingSolver {
 /// mid-solve) works in fresh memory instead of waiting.
 #[derive(Default)]
 struct Buffers {
+    columns: Columns,
     chargers: Vec<ChargerInput>,
     nodes: Vec<NodeInput>,
     floats: Vec<f64>,
@@ -146,23 +153,57 @@ struct Buffers {
     out: Allocation,
 }
 
+/// The per-charger input columns of one tick, converted (a column not given holds its
+/// default), so that the charger inputs are then built in one pass.
+#[derive(Default)]
+struct Columns {
+    active: Vec<i64>,
+    max_current: Vec<f64>,
+    phases: Vec<i64>,
+    allow_1p: Vec<i64>,
+    priority: Vec<i64>,
+    energy_needed_wh: Vec<f64>,
+    departure_s: Vec<f64>,
+    waited: Vec<i64>,
+    measured: Vec<f64>,
+}
+
+/// Reads column `name` (or, when it is None, `len` copies of `default`) into `values`.
+fn f64_column_or(
+    column: Option<&Bound<'_, PyAny>>,
+    len: usize,
+    name: &str,
+    default: f64,
+    values: &mut Vec<f64>,
+) -> PyResult<()> {
+    if !f64_column(column, len, name, values)? {
+        values.clear();
+        values.resize(len, default);
+    }
+    Ok(())
+}
+
+/// As [`f64_column_or`] for integers.
+fn i64_column_or(
+    column: Option<&Bound<'_, PyAny>>,
+    len: usize,
+    name: &str,
+    default: i64,
+    values: &mut Vec<i64>,
+) -> PyResult<()> {
+    if !i64_column(column, len, name, values)? {
+        values.clear();
+        values.resize(len, default);
+    }
+    Ok(())
+}
+
 /// Runs `f` on the solver's buffers, or on fresh ones when another thread holds them.
 fn with_buffers<R>(buffers: &Mutex<Buffers>, f: impl FnOnce(&mut Buffers) -> R) -> R {
     match buffers.try_lock() {
         Ok(mut guard) => f(&mut guard),
         Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
         Err(TryLockError::WouldBlock) => f(&mut Buffers::default()),
-    }
-}
-
-/// Sets one field of every charger input from a column.
-fn scatter<T: Copy>(
-    chargers: &mut [ChargerInput],
-    values: &[T],
-    set: impl Fn(&mut ChargerInput, T),
-) {
-    for (charger, &value) in chargers.iter_mut().zip(values) {
-        set(charger, value);
     }
 }
 
@@ -193,6 +234,7 @@ impl BalancingSolver {
         let n = self.site.charger_count();
         let m = self.site.node_count();
         let Buffers {
+            columns: c,
             chargers,
             nodes,
             floats,
@@ -200,42 +242,69 @@ impl BalancingSolver {
             ..
         } = b;
         // The defaults: inactive, no cap, 3p, class 0, unknown urgency, nothing measured.
+        let d = ChargerInput::default();
+        i64_column_or(Some(active), n, "active", 0, &mut c.active)?;
+        f64_column_or(
+            max_current,
+            n,
+            "max_current",
+            d.max_current,
+            &mut c.max_current,
+        )?;
+        i64_column_or(phases, n, "phases", i64::from(d.phases), &mut c.phases)?;
+        i64_column_or(allow_1p, n, "allow_1p", 0, &mut c.allow_1p)?;
+        i64_column_or(priority, n, "priority", d.class, &mut c.priority)?;
+        let (energy, departure) = (d.energy_needed_wh, d.departure_s);
+        f64_column_or(
+            energy_needed_wh,
+            n,
+            "energy_needed_wh",
+            energy,
+            &mut c.energy_needed_wh,
+        )?;
+        f64_column_or(departure_s, n, "departure_s", departure, &mut c.departure_s)?;
+        i64_column_or(waited, n, "waited", 0, &mut c.waited)?;
+        f64_column_or(measured, 3 * n, "measured", 0.0, &mut c.measured)?;
+        // One pass builds each input whole. Out-of-range values map to ones the solver
+        // refuses with a named error.
         chargers.clear();
-        chargers.resize(n, ChargerInput::default());
-        // Out-of-range values map to ones the solver refuses with a named error.
-        if i64_column(Some(active), n, "active", ints)? {
-            scatter(chargers, ints, |c, v| c.active = v != 0);
-        }
-        if f64_column(max_current, n, "max_current", floats)? {
-            scatter(chargers, floats, |c, v| c.max_current = v);
-        }
-        if i64_column(phases, n, "phases", ints)? {
-            scatter(chargers, ints, |c, v| {
-                c.phases = u8::try_from(v).unwrap_or(0)
-            });
-        }
-        if i64_column(allow_1p, n, "allow_1p", ints)? {
-            scatter(chargers, ints, |c, v| c.allow_1p = v != 0);
-        }
-        if i64_column(priority, n, "priority", ints)? {
-            scatter(chargers, ints, |c, v| c.class = v);
-        }
-        if f64_column(energy_needed_wh, n, "energy_needed_wh", floats)? {
-            scatter(chargers, floats, |c, v| c.energy_needed_wh = v);
-        }
-        if f64_column(departure_s, n, "departure_s", floats)? {
-            scatter(chargers, floats, |c, v| c.departure_s = v);
-        }
-        if i64_column(waited, n, "waited", ints)? {
-            scatter(chargers, ints, |c, v| {
-                c.waited = u32::try_from(v.max(0)).unwrap_or(u32::MAX);
-            });
-        }
-        if f64_column(measured, 3 * n, "measured", floats)? {
-            for (c, v) in chargers.iter_mut().zip(floats.chunks_exact(3)) {
-                c.measured = triple(v);
-            }
-        }
+        chargers.extend(
+            c.active
+                .iter()
+                .zip(&c.max_current)
+                .zip(&c.phases)
+                .zip(&c.allow_1p)
+                .zip(&c.priority)
+                .zip(&c.energy_needed_wh)
+                .zip(&c.departure_s)
+                .zip(&c.waited)
+                .zip(c.measured.chunks_exact(3))
+                .map(
+                    |(
+                        (
+                            (
+                                (
+                                    ((((&active, &max_current), &phases), &allow_1p), &class),
+                                    &energy,
+                                ),
+                                &departure,
+                            ),
+                            &waited,
+                        ),
+                        measured,
+                    )| ChargerInput {
+                        active: active != 0,
+                        max_current,
+                        phases: u8::try_from(phases).unwrap_or(0),
+                        allow_1p: allow_1p != 0,
+                        class,
+                        energy_needed_wh: energy,
+                        departure_s: departure,
+                        waited: u32::try_from(waited.max(0)).unwrap_or(u32::MAX),
+                        measured: triple(measured),
+                    },
+                ),
+        );
         nodes.clear();
         let any_node_input = [
             node_max_current,
@@ -595,9 +664,181 @@ fn reason_node(reason: Reason) -> i64 {
         .unwrap_or(-1)
 }
 
-/// Adds `BalancingSolver` and the constants to the module.
+/// One tick's columns, owned: `array.array` objects allocated once by the constructor and
+/// written in place from tick to tick (inputs by the caller, outputs by `solve`).
+#[pyclass(module = "gateway._core", frozen)]
+pub struct BalancingTick {
+    #[pyo3(get)]
+    solver: Py<BalancingSolver>,
+    #[pyo3(get)]
+    active: Py<PyAny>,
+    #[pyo3(get)]
+    max_current: Py<PyAny>,
+    #[pyo3(get)]
+    phases: Py<PyAny>,
+    #[pyo3(get)]
+    allow_1p: Py<PyAny>,
+    #[pyo3(get)]
+    priority: Py<PyAny>,
+    #[pyo3(get)]
+    energy_needed_wh: Py<PyAny>,
+    #[pyo3(get)]
+    departure_s: Py<PyAny>,
+    #[pyo3(get)]
+    waited: Py<PyAny>,
+    #[pyo3(get)]
+    measured: Py<PyAny>,
+    #[pyo3(get)]
+    node_max_current: Py<PyAny>,
+    #[pyo3(get)]
+    node_max_power: Py<PyAny>,
+    #[pyo3(get)]
+    node_meter: Py<PyAny>,
+    #[pyo3(get)]
+    node_meter_state: Py<PyAny>,
+    #[pyo3(get)]
+    setpoints: Py<PyAny>,
+    #[pyo3(get)]
+    phases_used: Py<PyAny>,
+    #[pyo3(get)]
+    reasons: Py<PyAny>,
+    #[pyo3(get)]
+    reason_nodes: Py<PyAny>,
+    #[pyo3(get)]
+    reason_limits: Py<PyAny>,
+    /// Working memory of this tick's solves (its own, so that ticks and `solve` calls on
+    /// the same solver do not contend).
+    buffers: Mutex<Buffers>,
+}
+
+/// Copies `values` into the output column `name` (an `array.array` the caller may have
+/// replaced the contents of, so its length and type are checked).
+fn write_column<T: pyo3::buffer::Element + Copy>(
+    column: &Bound<'_, PyAny>,
+    name: &str,
+    values: &[T],
+) -> PyResult<()> {
+    let buffer = PyBuffer::<T>::get(column)
+        .map_err(|e| PyValueError::new_err(format!("{name}: not a writable column: {e}")))?;
+    if buffer.item_count() != values.len() {
+        return Err(length_error(name, buffer.item_count(), values.len()));
+    }
+    buffer.copy_from_slice(column.py(), values)
+}
+
+#[pymethods]
+impl BalancingTick {
+    /// Allocates the columns for `solver`'s site, filled with the defaults of `solve`
+    /// (inactive, no cap, 3p, no 1p fallback, class 0, unknown urgency, not waited,
+    /// nothing measured; no node limits, no meters) and zero results.
+    #[new]
+    fn new(py: Python<'_>, solver: Bound<'_, BalancingSolver>) -> PyResult<Self> {
+        let n = solver.get().site.charger_count();
+        let m = solver.get().site.node_count();
+        let array = py.import("array")?.getattr("array")?;
+        let column = |code: &str, value: Bound<'_, PyAny>, len: usize| -> PyResult<Py<PyAny>> {
+            Ok(array
+                .call1((code, PyList::new(py, [value])?))?
+                .mul(len)?
+                .unbind())
+        };
+        let f = |v: f64, len: usize| column("d", PyFloat::new(py, v).into_any(), len);
+        let i = |v: i64, len: usize| -> PyResult<Py<PyAny>> {
+            column("q", v.into_pyobject(py)?.into_any(), len)
+        };
+        Ok(Self {
+            active: i(0, n)?,
+            max_current: f(f64::INFINITY, n)?,
+            phases: i(3, n)?,
+            allow_1p: i(0, n)?,
+            priority: i(0, n)?,
+            energy_needed_wh: f(f64::NAN, n)?,
+            departure_s: f(f64::NAN, n)?,
+            waited: i(0, n)?,
+            measured: f(0.0, 3 * n)?,
+            node_max_current: f(f64::INFINITY, 3 * m)?,
+            node_max_power: f(f64::INFINITY, m)?,
+            node_meter: f(0.0, 3 * m)?,
+            node_meter_state: i(0, m)?,
+            setpoints: f(0.0, n)?,
+            phases_used: i(0, n)?,
+            reasons: i(0, n)?,
+            reason_nodes: i(-1, n)?,
+            reason_limits: i(-1, n)?,
+            solver: solver.unbind(),
+            buffers: Mutex::new(Buffers::default()),
+        })
+    }
+
+    /// Solves the tick from the input columns as they are now and writes the results into
+    /// the output columns. The same results as `solver.solve(...)` with these columns.
+    fn solve(&self, py: Python<'_>) -> PyResult<()> {
+        let solver = self.solver.get();
+        let site = &solver.site;
+        let col = |c: &Py<PyAny>| c.bind(py).clone();
+        with_buffers(&self.buffers, |b| {
+            solver.tick(
+                b,
+                &col(&self.active),
+                Some(&col(&self.max_current)),
+                Some(&col(&self.phases)),
+                Some(&col(&self.allow_1p)),
+                Some(&col(&self.priority)),
+                Some(&col(&self.energy_needed_wh)),
+                Some(&col(&self.departure_s)),
+                Some(&col(&self.waited)),
+                Some(&col(&self.measured)),
+                Some(&col(&self.node_max_current)),
+                Some(&col(&self.node_max_power)),
+                Some(&col(&self.node_meter)),
+                Some(&col(&self.node_meter_state)),
+            )?;
+            let Buffers {
+                chargers,
+                nodes,
+                floats,
+                ints,
+                scratch,
+                out,
+                ..
+            } = b;
+            py.detach(|| site.solve_into(nodes, chargers, scratch, out))
+                .map_err(value_error)?;
+            let r = &out.chargers;
+            floats.clear();
+            floats.extend(r.iter().map(|c| c.setpoint));
+            write_column(&col(&self.setpoints), "setpoints", floats)?;
+            let mut ints_of = |name: &str, column: &Py<PyAny>, f: fn(&ChargerResult) -> i64| {
+                ints.clear();
+                ints.extend(r.iter().map(f));
+                write_column(&col(column), name, ints)
+            };
+            ints_of("phases_used", &self.phases_used, |c| i64::from(c.phases))?;
+            ints_of("reasons", &self.reasons, |c| i64::from(c.reason.code()))?;
+            ints_of("reason_nodes", &self.reason_nodes, |c| {
+                reason_node(c.reason)
+            })?;
+            ints_of("reason_limits", &self.reason_limits, |c| {
+                limit_code(c.reason.limit())
+            })?;
+            Ok(())
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let site = &self.solver.get().site;
+        format!(
+            "BalancingTick({} nodes, {} chargers)",
+            site.node_count(),
+            site.charger_count()
+        )
+    }
+}
+
+/// Adds `BalancingSolver`, `BalancingTick` and the constants to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BalancingSolver>()?;
+    m.add_class::<BalancingTick>()?;
     m.add("NOMINAL_VOLTAGE_V", evgw_balancing::NOMINAL_VOLTAGE_V)?;
     m.add(
         "BALANCING_REASONS",
