@@ -95,6 +95,7 @@ class Gateway:
                     meter_value_sample_interval_s=config.upstream.meter_value_sample_interval_s,
                     connection_timeout_s=config.upstream.connection_timeout_s,
                 ),
+                store=store,
             )
         if config.circuits:
             gateway.balancing = _balancing_loop(config, site, southbound)

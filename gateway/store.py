@@ -1,8 +1,9 @@
 """The gateway's durable state: one SQLite database.
 
-Today it records charging sessions (at start, when the upstream transaction id arrives, and at
-stop). The durable offline message queue of a later issue will live here too, as a new schema
-version.
+It records charging sessions (at start, when the upstream transaction id arrives, and at
+stop), and, per upstream OCPP charge point, the durable transaction-message queue (the outbox),
+which session's StartTransaction/StopTransaction has been queued (so each is sent once, across
+restarts), the authorization cache and the Local Authorization List (schema version 2).
 
 Choices:
 - **WAL journal, `synchronous=FULL`.** Sessions are billing records. In WAL mode `NORMAL`
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from gateway.core.session import Session, SessionOrigin, StopReason
 
@@ -51,6 +54,56 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX sessions_open ON sessions (charger_id) WHERE stopped_at IS NULL;
     """,
+    # Version 2: OCPP 1.6 durable state per upstream charge point (ocpp.md §6, §9).
+    # - ocpp_outbox: transaction messages not yet answered, in `seq` order (chronological);
+    #   `failures` counts transmissions that failed to be processed (CALLERROR, timeout).
+    # - ocpp_transactions: one row per session whose StartTransaction was queued; the
+    #   transactionId once the central system assigned it; whether its Stop was queued. Rows
+    #   are the "sent exactly once" record, so they outlive the outbox entries.
+    # - ocpp_auth_cache, ocpp_local_list(_version): idTagInfo per identifier.
+    # Sessions of version 1 already went upstream (or never will): mark them as handled.
+    """
+    CREATE TABLE ocpp_outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        charge_point TEXT NOT NULL,
+        session_id   TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        queued_at    TEXT NOT NULL
+    );
+    CREATE INDEX ocpp_outbox_order ON ocpp_outbox (charge_point, seq);
+    CREATE TABLE ocpp_transactions (
+        session_id     TEXT PRIMARY KEY,
+        charge_point   TEXT NOT NULL,
+        transaction_id INTEGER,
+        stop_queued    INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO ocpp_transactions (session_id, charge_point, transaction_id, stop_queued)
+        SELECT id, charger_id, CAST(upstream_transaction_id AS INTEGER), stopped_at IS NOT NULL
+        FROM sessions WHERE upstream_transaction_id IS NOT NULL OR stopped_at IS NOT NULL;
+    CREATE TABLE ocpp_auth_cache (
+        charge_point  TEXT NOT NULL,
+        id_tag        TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        expiry_date   TEXT,
+        parent_id_tag TEXT,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (charge_point, id_tag)
+    );
+    CREATE TABLE ocpp_local_list (
+        charge_point  TEXT NOT NULL,
+        id_tag        TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        expiry_date   TEXT,
+        parent_id_tag TEXT,
+        PRIMARY KEY (charge_point, id_tag)
+    );
+    CREATE TABLE ocpp_local_list_version (
+        charge_point TEXT PRIMARY KEY,
+        version      INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -61,6 +114,43 @@ shell reading the database) before failing."""
 
 class StoreError(Exception):
     """The database cannot be opened or is from a newer gateway."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A transaction message waiting in a charge point's outbox."""
+
+    seq: int
+    """Queue order: a larger seq was queued later."""
+    session_id: str
+    action: str
+    payload: dict[str, Any]
+    failures: int
+    """Transmissions that failed to be processed so far."""
+    queued_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTransaction:
+    """What went upstream for one session: its transactionId once assigned, and whether its
+    StopTransaction has been queued (it is then never queued again)."""
+
+    session_id: str
+    transaction_id: int | None
+    stop_queued: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIdTag:
+    """An identifier with its OCPP idTagInfo, as the cache or the local list keeps it. Times
+    are ISO 8601 text."""
+
+    id_tag: str
+    status: str
+    expiry_date: str | None = None
+    parent_id_tag: str | None = None
+    updated_at: str | None = None
+    """When the cache learned it (cache entries only)."""
 
 
 class Store:
@@ -168,6 +258,219 @@ class Store:
         return await self._run(
             lambda db: [_session_from_row(row) for row in db.execute(query, args)]
         )
+
+    # --- OCPP outbox -------------------------------------------------------------------------
+
+    async def outbox(self, charge_point: str) -> list[OutboxMessage]:
+        """The charge point's queued transaction messages, oldest first."""
+        return await self._run(
+            lambda db: [
+                _outbox_from_row(row)
+                for row in db.execute(
+                    "SELECT * FROM ocpp_outbox WHERE charge_point = ? ORDER BY seq",
+                    (charge_point,),
+                )
+            ]
+        )
+
+    async def outbox_append(
+        self,
+        charge_point: str,
+        session_id: str,
+        action: str,
+        payload: dict[str, Any],
+        queued_at: str,
+    ) -> OutboxMessage | None:
+        """Queue a message durably (committed with synchronous=FULL before this returns).
+
+        A "StartTransaction" or "StopTransaction" is queued at most once per session, ever:
+        None when it already was (the message is not queued again)."""
+
+        def write(db: sqlite3.Connection) -> OutboxMessage | None:
+            with _transaction(db):
+                if action == "StartTransaction":
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO ocpp_transactions (session_id, charge_point)"
+                        " VALUES (?, ?)",
+                        (session_id, charge_point),
+                    ).rowcount
+                    if not inserted:
+                        return None
+                elif action == "StopTransaction":
+                    db.execute(
+                        "INSERT OR IGNORE INTO ocpp_transactions (session_id, charge_point)"
+                        " VALUES (?, ?)",
+                        (session_id, charge_point),
+                    )
+                    marked = db.execute(
+                        "UPDATE ocpp_transactions SET stop_queued = 1"
+                        " WHERE session_id = ? AND stop_queued = 0",
+                        (session_id,),
+                    ).rowcount
+                    if not marked:
+                        return None
+                cursor = db.execute(
+                    "INSERT INTO ocpp_outbox (charge_point, session_id, action, payload,"
+                    " queued_at) VALUES (?, ?, ?, ?, ?)",
+                    (charge_point, session_id, action, json.dumps(payload), queued_at),
+                )
+                assert cursor.lastrowid is not None
+                return OutboxMessage(cursor.lastrowid, session_id, action, payload, 0, queued_at)
+
+        return await self._run(write)
+
+    async def outbox_answered(
+        self, seq: int, *, session_id: str | None = None, transaction_id: int | None = None
+    ) -> None:
+        """Remove an answered message; with `transaction_id`, record the id the central system
+        assigned to `session_id` in the same transaction."""
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("DELETE FROM ocpp_outbox WHERE seq = ?", (seq,))
+                if session_id is not None and transaction_id is not None:
+                    db.execute(
+                        "UPDATE ocpp_transactions SET transaction_id = ? WHERE session_id = ?",
+                        (transaction_id, session_id),
+                    )
+
+        await self._run(write)
+
+    async def outbox_failed(self, seq: int) -> None:
+        """Count one more failed transmission of a message."""
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("UPDATE ocpp_outbox SET failures = failures + 1 WHERE seq = ?", (seq,))
+
+        await self._run(write)
+
+    async def outbox_drop(self, seqs: Iterable[int]) -> None:
+        """Remove messages that will not be sent."""
+        wanted = [(seq,) for seq in seqs]
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany("DELETE FROM ocpp_outbox WHERE seq = ?", wanted)
+
+        await self._run(write)
+
+    async def upstream_transactions(self, charge_point: str) -> dict[str, UpstreamTransaction]:
+        """Session id → what went upstream for it, for the charge point's sessions."""
+        return await self._run(
+            lambda db: {
+                row["session_id"]: UpstreamTransaction(
+                    row["session_id"], row["transaction_id"], bool(row["stop_queued"])
+                )
+                for row in db.execute(
+                    "SELECT * FROM ocpp_transactions WHERE charge_point = ?", (charge_point,)
+                )
+            }
+        )
+
+    # --- OCPP authorization cache and local list ---------------------------------------------
+
+    async def auth_cache(self, charge_point: str) -> list[StoredIdTag]:
+        return await self._run(
+            lambda db: [
+                _id_tag_from_row(row)
+                for row in db.execute(
+                    "SELECT * FROM ocpp_auth_cache WHERE charge_point = ?", (charge_point,)
+                )
+            ]
+        )
+
+    async def auth_cache_update(
+        self, charge_point: str, put: Iterable[StoredIdTag], remove: Iterable[str] = ()
+    ) -> None:
+        """Insert or replace `put` and delete `remove`, in one transaction."""
+        rows = [
+            (charge_point, e.id_tag, e.status, e.expiry_date, e.parent_id_tag, e.updated_at or "")
+            for e in put
+        ]
+        gone = [(charge_point, id_tag) for id_tag in remove]
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "DELETE FROM ocpp_auth_cache WHERE charge_point = ? AND id_tag = ?", gone
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO ocpp_auth_cache (charge_point, id_tag, status,"
+                    " expiry_date, parent_id_tag, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+        await self._run(write)
+
+    async def auth_cache_clear(self, charge_point: str) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("DELETE FROM ocpp_auth_cache WHERE charge_point = ?", (charge_point,))
+
+        await self._run(write)
+
+    async def local_list(self, charge_point: str) -> tuple[int, list[StoredIdTag]]:
+        """(version, entries); version 0 when no list was ever sent."""
+
+        def read(db: sqlite3.Connection) -> tuple[int, list[StoredIdTag]]:
+            row = db.execute(
+                "SELECT version FROM ocpp_local_list_version WHERE charge_point = ?",
+                (charge_point,),
+            ).fetchone()
+            entries = [
+                _id_tag_from_row(entry)
+                for entry in db.execute(
+                    "SELECT * FROM ocpp_local_list WHERE charge_point = ?", (charge_point,)
+                )
+            ]
+            return (int(row["version"]) if row is not None else 0), entries
+
+        return await self._run(read)
+
+    async def local_list_replace(
+        self, charge_point: str, version: int, entries: Iterable[StoredIdTag]
+    ) -> None:
+        """Make `entries` the whole list, at `version`, in one transaction."""
+        rows = [(charge_point, e.id_tag, e.status, e.expiry_date, e.parent_id_tag) for e in entries]
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("DELETE FROM ocpp_local_list WHERE charge_point = ?", (charge_point,))
+                db.executemany(
+                    "INSERT INTO ocpp_local_list (charge_point, id_tag, status, expiry_date,"
+                    " parent_id_tag) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO ocpp_local_list_version (charge_point, version)"
+                    " VALUES (?, ?)",
+                    (charge_point, version),
+                )
+
+        await self._run(write)
+
+
+def _outbox_from_row(row: sqlite3.Row) -> OutboxMessage:
+    return OutboxMessage(
+        seq=row["seq"],
+        session_id=row["session_id"],
+        action=row["action"],
+        payload=json.loads(row["payload"]),
+        failures=row["failures"],
+        queued_at=row["queued_at"],
+    )
+
+
+def _id_tag_from_row(row: sqlite3.Row) -> StoredIdTag:
+    keys = row.keys()
+    return StoredIdTag(
+        id_tag=row["id_tag"],
+        status=row["status"],
+        expiry_date=row["expiry_date"],
+        parent_id_tag=row["parent_id_tag"],
+        updated_at=row["updated_at"] if "updated_at" in keys else None,
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:

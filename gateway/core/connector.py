@@ -90,6 +90,7 @@ class Connector:
         self._status: ConnectorStatus | None = None
         self._session: Session | None = None
         self._stop_requested: StopReason | None = None
+        self._energy_withheld = False
         self._offer_acknowledged = False
         self._finishing = False
         self._pending_start: PendingStart | None = None
@@ -124,9 +125,9 @@ class Connector:
     @property
     def desired_offer(self) -> ChargingOffer:
         """What the charger should be told: enabled in a session, at the maximum or at the
-        load balancing's allocation (0 A: enabled but paused), disabled otherwise and while a
-        stop is underway."""
-        if self._session is not None and self._stop_requested is None:
+        load balancing's allocation (0 A: enabled but paused), disabled otherwise, while a
+        stop is underway and while energy is withheld."""
+        if self._session is not None and self._stop_requested is None and not self._energy_withheld:
             current = self.max_current_a
             if self.allocated_current_a is not None:
                 current = min(current, self.allocated_current_a)
@@ -262,6 +263,15 @@ class Connector:
             self._stop_requested = reason
         return self._session
 
+    def withhold_energy(self) -> Session:
+        """Keep the active session open but disable the charger until the session ends (an
+        upstream system refused the identifier after the start and does not want the session
+        stopped). Raises LookupError when there is no active session."""
+        if self._session is None:
+            raise LookupError(f"no active session on {self.charger_id}/{self.connector_id}")
+        self._energy_withheld = True
+        return self._session
+
     def resume(self, session: Session) -> None:
         """Take over a session left open by a previous run of the gateway (from the ledger).
         The first reading decides: vehicle still there, it continues; gone, it ends."""
@@ -317,6 +327,7 @@ class Connector:
         ended = self._session.ended(self._clock.now(), meter_stop_wh, reason)
         self._session = None
         self._stop_requested = None
+        self._energy_withheld = False
         self._offer_acknowledged = False
         self._finishing = True
         return SessionEnded(ended)

@@ -202,6 +202,13 @@ class Site:
         self._chargers[charger_id].poll_now.set()
         return session
 
+    async def withhold_energy(self, charger_id: str, connector_id: int) -> Session:
+        """Disable the charger but keep its active session open (it ends as usual, e.g. when
+        the vehicle leaves). Returns the session; raises LookupError when there is none."""
+        session = self.connector(charger_id, connector_id).withhold_energy()
+        self._chargers[charger_id].poll_now.set()
+        return session
+
     async def record_upstream_transaction_id(
         self, charger_id: str, session_id: str, value: str
     ) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
@@ -68,6 +70,12 @@ class RecordingChargePoint(ChargePoint):  # type: ignore[misc]
 
     def _record(self, action: str, **payload: Any) -> None:
         self.csms.record(self.id, Received(action, payload))
+        if self.csms.fail_calls.get(action, 0) > 0:
+            self.csms.fail_calls[action] -= 1
+            raise InternalError(description=f"{action} failed on purpose")
+
+    def _id_tag_info(self, id_tag: str) -> dict[str, Any]:
+        return self.csms.id_tag_infos.get(id_tag, {"status": "Accepted"})
 
     @handles(Action.boot_notification)
     def on_boot(self, **payload: Any) -> Any:
@@ -88,14 +96,14 @@ class RecordingChargePoint(ChargePoint):  # type: ignore[misc]
     @handles(Action.authorize)
     def on_authorize(self, **payload: Any) -> Any:
         self._record("Authorize", **payload)
-        return call_result.Authorize(id_tag_info={"status": "Accepted"})
+        return call_result.Authorize(id_tag_info=self._id_tag_info(payload["id_tag"]))
 
     @handles(Action.start_transaction)
     def on_start(self, **payload: Any) -> Any:
         transaction_id = next(self.csms.transaction_ids)
         self._record("StartTransaction", transaction_id=transaction_id, **payload)
         return call_result.StartTransaction(
-            transaction_id=transaction_id, id_tag_info={"status": "Accepted"}
+            transaction_id=transaction_id, id_tag_info=self._id_tag_info(payload["id_tag"])
         )
 
     @handles(Action.meter_values)
@@ -117,25 +125,43 @@ class OcppPackageCsms:
     raw_frames: dict[str, list[str]] = field(default_factory=dict)
     charge_points: dict[str, RecordingChargePoint] = field(default_factory=dict)
     transaction_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(101))
+    fail_calls: dict[str, int] = field(default_factory=dict)
+    """Action → how many of its next CALLs to answer with a CALLERROR (InternalError); the
+    CALL is recorded all the same."""
+    id_tag_infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """idTag → the idTagInfo Authorize and StartTransaction answer ({"status": "Accepted"}
+    for any other)."""
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _server: Server | None = None
     _boots: int = 0
+    _port: int = 0
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        return f"ws://127.0.0.1:{port}/ocpp"
+        assert self._port, "start() first"
+        return f"ws://127.0.0.1:{self._port}/ocpp"
 
     async def start(self) -> None:
+        """Serve; after a `stop()`, again on the same port (the same URL)."""
         self._server = await serve(
-            self._serve, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp1.6")]
+            self._serve, "127.0.0.1", self._port, subprotocols=[Subprotocol("ocpp1.6")]
         )
+        self._port = next(iter(self._server.sockets)).getsockname()[1]
 
     async def stop(self) -> None:
+        """Close the server and every connection (the central system goes down)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    def message_ids(self, identity: str, action: str) -> list[str]:
+        """The message ids of the CALLs of `action` received, in order."""
+        ids = []
+        for frame in self.raw_frames.get(identity, []):
+            parsed = json.loads(frame)
+            if parsed[0] == 2 and parsed[2] == action:
+                ids.append(parsed[1])
+        return ids
 
     def next_boot_answer(self) -> tuple[str, int]:
         answer = self.boot_answers[min(self._boots, len(self.boot_answers) - 1)]

@@ -39,6 +39,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return lowered == "true"
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     name: str
@@ -52,17 +59,29 @@ _KEYS: tuple[_Key, ...] = (
     _Key("ConnectionTimeOut", readonly=False, parse=_positive),
     _Key("TransactionMessageAttempts", readonly=False, parse=_positive),
     _Key("TransactionMessageRetryInterval", readonly=False, parse=_seconds),
+    _Key("StopTransactionOnInvalidId", readonly=False, parse=_boolean),
+    _Key("LocalAuthorizeOffline", readonly=False, parse=_boolean),
+    _Key("LocalPreAuthorize", readonly=False, parse=_boolean),
+    _Key("AllowOfflineTxForUnknownId", readonly=False, parse=_boolean),
+    _Key("AuthorizationCacheEnabled", readonly=False, parse=_boolean),
+    _Key("LocalAuthListEnabled", readonly=False, parse=_boolean),
+    _Key("LocalAuthListMaxLength", readonly=True),
+    _Key("SendLocalListMaxLength", readonly=True),
     _Key("MeterValuesSampledData", readonly=True),
     _Key("NumberOfConnectors", readonly=True),
     _Key("SupportedFeatureProfiles", readonly=True),
     _Key("AuthorizeRemoteTxRequests", readonly=True),
-    _Key("StopTransactionOnInvalidId", readonly=True),
-    _Key("LocalAuthorizeOffline", readonly=True),
-    _Key("LocalPreAuthorize", readonly=True),
     _Key("GetConfigurationMaxKeys", readonly=True),
 )
 _BY_NAME = {key.name.lower(): key for key in _KEYS}
 """Key names are case-insensitive in 1.6 (§9)."""
+
+LOCAL_AUTH_LIST_MAX_LENGTH = 1000
+"""Identifiers the Local Authorization List holds (LocalAuthListMaxLength). OCPP names no
+size; this covers a fleet's or a company car park's cards with room to spare."""
+SEND_LOCAL_LIST_MAX_LENGTH = 250
+"""Identifiers per SendLocalList.req (SendLocalListMaxLength): a full list arrives in a few
+messages, each well under SteVe's 8 MB frame cap and the codec's frame limit."""
 
 
 class StationConfiguration:
@@ -79,22 +98,29 @@ class StationConfiguration:
         transaction_message_retry_interval_s: int = 60,
         on_change: Callable[[str, Any], None] | None = None,
     ) -> None:
-        # 1.6 §3.7 example values: 3 attempts, 60 s apart (ocpp.md §6).
+        # 1.6 §3.7 example values: 3 attempts, 60 s apart (ocpp.md §6); libocpp uses 3 x 30 s.
         self._values: dict[str, Any] = {
             "HeartbeatInterval": heartbeat_interval_s,
             "MeterValueSampleInterval": meter_value_sample_interval_s,
             "ConnectionTimeOut": connection_timeout_s,
             "TransactionMessageAttempts": transaction_message_attempts,
             "TransactionMessageRetryInterval": transaction_message_retry_interval_s,
+            # Offline authorization (1.6 §3.5, §9.1): valid list and cache entries start
+            # offline; unknown identifiers do not; the central system decides online, and a
+            # transaction it refuses afterwards is stopped.
+            "StopTransactionOnInvalidId": True,
+            "LocalAuthorizeOffline": True,
+            "LocalPreAuthorize": False,
+            "AllowOfflineTxForUnknownId": False,
+            "AuthorizationCacheEnabled": True,
+            "LocalAuthListEnabled": True,
+            "LocalAuthListMaxLength": LOCAL_AUTH_LIST_MAX_LENGTH,
+            "SendLocalListMaxLength": SEND_LOCAL_LIST_MAX_LENGTH,
             "MeterValuesSampledData": MEASURANDS,
             "NumberOfConnectors": 1,
-            "SupportedFeatureProfiles": "Core",
+            "SupportedFeatureProfiles": "Core,LocalAuthListManagement",
             # Remote starts go straight to a session (no Authorize first).
             "AuthorizeRemoteTxRequests": False,
-            "StopTransactionOnInvalidId": True,
-            # No local list or cache yet: everything is authorized online.
-            "LocalAuthorizeOffline": False,
-            "LocalPreAuthorize": False,
             "GetConfigurationMaxKeys": len(_KEYS),
         }
         self._on_change = on_change
@@ -122,6 +148,38 @@ class StationConfiguration:
     @property
     def transaction_message_retry_interval_s(self) -> int:
         return int(self._values["TransactionMessageRetryInterval"])
+
+    @property
+    def stop_transaction_on_invalid_id(self) -> bool:
+        return bool(self._values["StopTransactionOnInvalidId"])
+
+    @property
+    def local_authorize_offline(self) -> bool:
+        return bool(self._values["LocalAuthorizeOffline"])
+
+    @property
+    def local_pre_authorize(self) -> bool:
+        return bool(self._values["LocalPreAuthorize"])
+
+    @property
+    def allow_offline_tx_for_unknown_id(self) -> bool:
+        return bool(self._values["AllowOfflineTxForUnknownId"])
+
+    @property
+    def authorization_cache_enabled(self) -> bool:
+        return bool(self._values["AuthorizationCacheEnabled"])
+
+    @property
+    def local_auth_list_enabled(self) -> bool:
+        return bool(self._values["LocalAuthListEnabled"])
+
+    @property
+    def local_auth_list_max_length(self) -> int:
+        return int(self._values["LocalAuthListMaxLength"])
+
+    @property
+    def send_local_list_max_length(self) -> int:
+        return int(self._values["SendLocalListMaxLength"])
 
     def get(self, keys: Iterable[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
         """GetConfiguration: (configurationKey entries, unknownKey names). None or an empty

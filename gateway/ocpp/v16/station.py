@@ -11,14 +11,25 @@ Behaviour (OCPP 1.6 ed. 2):
   is not sent again on a reconnect (its content has not changed, ocpp.md §7).
 - **Status.** A StatusNotification for every status change the core reports, with the time the
   change happened; connector 0 follows the charger's reachability.
-- **Transactions.** Authorize for identifiers presented at the charger (this station is the
-  charger's `Authorizer`); StartTransaction when the core starts a session, its transactionId
-  kept in the session and the store; MeterValues every MeterValueSampleInterval during a
-  session; StopTransaction when it ends. Transaction messages are retried
-  TransactionMessageAttempts times, TransactionMessageRetryInterval times the attempt number
-  apart (§3.7); a durable offline queue is a later issue.
-- **From the central system.** RemoteStart/StopTransaction, Get/ChangeConfiguration. Every
-  other 1.6 action is answered NotSupported, an unknown one NotImplemented (by the codec).
+- **Transactions.** StartTransaction when the core starts a session, MeterValues every
+  MeterValueSampleInterval during it, StopTransaction when it ends: all through the durable
+  queue (`gateway.ocpp.transaction_queue`: persisted before sending, chronological, retried
+  per TransactionMessageAttempts/TransactionMessageRetryInterval, bounded, paced), so a
+  session that runs while the central system is unreachable, or across a gateway restart,
+  arrives afterwards with its original timestamps. Messages queued before the
+  StartTransaction is answered carry no transactionId yet; it is filled in when they are sent
+  (never -1). A session's Start and Stop are each queued once, ever; at start-up, sessions the
+  ledger has but the queue never saw (a crash in between) are queued.
+- **Authorization** (this station is the charger's `Authorizer`; `gateway.ocpp.authorization`).
+  Online: Authorize.req, unless LocalPreAuthorize and a valid local-list or cache entry.
+  Offline (or when Authorize fails): the local list, then the cache (LocalAuthorizeOffline),
+  then AllowOfflineTxForUnknownId. The cache learns from Authorize, StartTransaction and
+  StopTransaction answers and persists. When the StartTransaction of a session comes back not
+  Accepted, the session is stopped (DeAuthorized) with StopTransactionOnInvalidId, else only
+  its energy is cut.
+- **From the central system.** RemoteStart/StopTransaction, Get/ChangeConfiguration,
+  ClearCache, SendLocalList, GetLocalListVersion. Every other 1.6 action is answered
+  NotSupported, an unknown one NotImplemented (by the codec).
 """
 
 from __future__ import annotations
@@ -47,10 +58,29 @@ from gateway.core.session import Session, StopReason
 from gateway.core.site import CONNECTOR_ID, RemoteStartRefused, Site
 from gateway.core.status import ConnectorStatus
 from gateway.ocpp import Call, Codec, JsonObject
+from gateway.ocpp.authorization import (
+    DEFAULT_CACHE_CAPACITY,
+    AuthorizationCache,
+    AuthorizationKeys,
+    AuthorizationStatus,
+    Decision,
+    IdTagInfo,
+    LocalList,
+    UpdateStatus,
+    decide,
+)
 from gateway.ocpp.backoff import ReconnectBackoff
 from gateway.ocpp.connection import CallErrorReply, OcppClientConnection
-from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallFailed, ConnectionLost
+from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
+from gateway.ocpp.transaction_queue import (
+    DEFAULT_QUEUE_LIMIT,
+    DEFAULT_REPLAY_INTERVAL_S,
+    ReplayPacer,
+    TransactionOutbox,
+    retry_wait_s,
+)
 from gateway.ocpp.v16.configuration import StationConfiguration
+from gateway.store import OutboxMessage, Store
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +97,12 @@ OUTBOUND_ACTIONS: Final = (
 )
 INBOUND_ACTIONS: Final = (
     "ChangeConfiguration",
+    "ClearCache",
     "GetConfiguration",
+    "GetLocalListVersion",
     "RemoteStartTransaction",
     "RemoteStopTransaction",
+    "SendLocalList",
 )
 
 BOOT_RETRY_WITHOUT_INTERVAL_S: Final = 60.0
@@ -155,7 +188,10 @@ def sampled_values(reading: ChargerReading, phases: int, context: str) -> list[J
 
 
 class Station16:
-    """The OCPP 1.6J charge point of one charger. `run()` until cancelled."""
+    """The OCPP 1.6J charge point of one charger. `run()` until cancelled.
+
+    With a `store`, the transaction queue, the authorization cache and the local list are
+    durable; without one they live in a private in-memory database for the run."""
 
     def __init__(
         self,
@@ -165,14 +201,28 @@ class Station16:
         base_url: str,
         identity: ChargePointIdentity,
         configuration: StationConfiguration,
+        store: Store | None = None,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         backoff: ReconnectBackoff | None = None,
         clock: Clock | None = None,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
+        auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
     ) -> None:
         self.charger_id = charger_id
         self.identity = identity
         self.configuration = configuration
+        self.backoff = backoff or ReconnectBackoff()
+        """The upstream socket's reconnect back-off (tests shorten it)."""
+        self.queue_limit = queue_limit
+        self.pacer = ReplayPacer(replay_interval_s)
+        """The floor between queued transaction messages on the socket."""
+        self.cache = AuthorizationCache(auth_cache_capacity)
+        self.local_list = LocalList()
         self._site = site
+        self._given_store = store
+        self._store: Store | None = None
+        self._outbox: TransactionOutbox | None = None
         self._clock: Clock = clock or SystemClock()
         self._phases = site.spec(charger_id).phases
         self.connection = OcppClientConnection(
@@ -181,21 +231,27 @@ class Station16:
             self._on_call,
             identity=charger_id,
             call_timeout_s=call_timeout_s,
-            backoff=backoff,
+            backoff=self.backoff,
         )
         self._events = site.subscribe(charger_id)
+        self._status_events: asyncio.Queue[SiteEvent] = asyncio.Queue()
         self._accepted = asyncio.Event()
+        self._loaded = asyncio.Event()
         self._configuration_changed = asyncio.Event()
         self._statuses_reported_at: datetime | None = None
         self._last_reported: dict[int, str] = {}
-        self._transaction_ids: dict[str, int] = {}
-        """Session id → upstream transactionId, for sessions of this run."""
+        self._transaction_ids: dict[str, int | None] = {}
+        """Session id → upstream transactionId (None while its StartTransaction is queued),
+        for every session whose StartTransaction was queued, this run or before."""
         self._last_sample_at: dict[str, float] = {}
         self._handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]] = {
             "RemoteStartTransaction": self._on_remote_start,
             "RemoteStopTransaction": self._on_remote_stop,
             "GetConfiguration": self._on_get_configuration,
             "ChangeConfiguration": self._on_change_configuration,
+            "ClearCache": self._on_clear_cache,
+            "SendLocalList": self._on_send_local_list,
+            "GetLocalListVersion": self._on_get_local_list_version,
         }
         self._log = {"charger_id": charger_id}
 
@@ -204,31 +260,125 @@ class Station16:
         """Whether the central system has accepted the BootNotification."""
         return self._accepted.is_set()
 
+    @property
+    def outbox(self) -> TransactionOutbox:
+        """The transaction queue (once `run()` has loaded it)."""
+        if self._outbox is None:
+            raise RuntimeError("the station is not running")
+        return self._outbox
+
+    async def wait_loaded(self) -> None:
+        """Until `run()` has loaded the durable state and taken over authorization."""
+        await self._loaded.wait()
+
     async def run(self) -> None:
-        self._site.set_authorizer(self.charger_id, self)
+        store = self._given_store or await Store.open(":memory:")
         try:
+            await self._load(store)
+            self._site.set_authorizer(self.charger_id, self)
+            self._loaded.set()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.connection.run(), name=f"ocpp-{self.charger_id}")
                 tasks.create_task(self._register_then_heartbeat(), name=f"boot-{self.charger_id}")
                 tasks.create_task(self._forward_events(), name=f"events-{self.charger_id}")
+                tasks.create_task(self._forward_statuses(), name=f"status-{self.charger_id}")
+                tasks.create_task(self._send_queued_forever(), name=f"queue-{self.charger_id}")
         finally:
             self._site.set_authorizer(self.charger_id, None)
             self._site.unsubscribe(self._events)
+            if self._given_store is None:
+                await store.close()
+
+    async def _load(self, store: Store) -> None:
+        self._store = store
+        outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
+        await outbox.load()
+        self._outbox = outbox
+        transactions = await store.upstream_transactions(self.charger_id)
+        self._transaction_ids = {
+            session_id: row.transaction_id for session_id, row in transactions.items()
+        }
+        self.cache.load(await store.auth_cache(self.charger_id))
+        version, entries = await store.local_list(self.charger_id)
+        self.local_list.load(version, entries)
+        # Sessions the ledger recorded but whose messages were never queued: the gateway
+        # stopped between the ledger write and the queue write. Queue them now (the store
+        # deduplicates against events still on their way).
+        for session in await store.sessions(self.charger_id):
+            known = transactions.get(session.id)
+            if known is None:
+                logger.warning(
+                    "session without a queued StartTransaction recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_start(session)
+            if not session.active and (known is None or not known.stop_queued):
+                logger.warning(
+                    "ended session without a queued StopTransaction recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_stop(session)
 
     # --- Authorizer ------------------------------------------------------------------------
 
+    def _authorization_keys(self) -> AuthorizationKeys:
+        config = self.configuration
+        return AuthorizationKeys(
+            local_auth_list_enabled=config.local_auth_list_enabled,
+            authorization_cache_enabled=config.authorization_cache_enabled,
+            local_authorize_offline=config.local_authorize_offline,
+            local_pre_authorize=config.local_pre_authorize,
+            allow_offline_tx_for_unknown_id=config.allow_offline_tx_for_unknown_id,
+        )
+
+    @property
+    def online(self) -> bool:
+        """Registered with, and connected to, the central system."""
+        return self.accepted and self.connection.connected
+
     async def authorize(self, charger_id: str, id_tag: str) -> bool:
-        """Authorize.req for a presented identifier. Without an accepted, connected
-        central system the answer is no (offline authorization is a later issue)."""
-        if not self.accepted or not self.connection.connected:
-            logger.warning("cannot authorize while offline", extra=self._log)
-            return False
-        try:
-            result = await self.connection.call("Authorize", {"idTag": id_tag})
-        except CallFailed as error:
-            logger.warning("Authorize failed: %s", error, extra=self._log)
-            return False
-        return bool(result["idTagInfo"]["status"] == "Accepted")
+        """Decide on an identifier presented at the charger: Authorize.req online, the local
+        list and cache (per the configuration keys) offline or when Authorize fails."""
+        online = self.online
+        decision = self._decide(id_tag, online=online)
+        if decision is Decision.ASK:
+            try:
+                result = await self.connection.call("Authorize", {"idTag": id_tag})
+            except CallFailed as error:
+                logger.warning("Authorize failed (%s); deciding locally", error, extra=self._log)
+                decision = self._decide(id_tag, online=False)
+            else:
+                info = IdTagInfo.from_json(result["idTagInfo"])
+                await self._learn(id_tag, info)
+                return info.valid(self._clock.now())
+        logger.info(
+            "identifier decided locally",
+            extra={**self._log, "online": online, "decision": decision.value},
+        )
+        return decision is Decision.ACCEPT
+
+    def _decide(self, id_tag: str, *, online: bool) -> Decision:
+        return decide(
+            id_tag,
+            online=online,
+            now=self._clock.now(),
+            keys=self._authorization_keys(),
+            local_list=self.local_list,
+            cache=self.cache,
+        )
+
+    async def _learn(self, id_tag: str, info: IdTagInfo) -> None:
+        """Cache an answer of the central system (never for identifiers on the list)."""
+        if not self.configuration.authorization_cache_enabled:
+            return
+        if self.configuration.local_auth_list_enabled and self.local_list.get(id_tag):
+            return
+        now = self._clock.now()
+        evicted = self.cache.learn(id_tag, info, now)
+        assert self._store is not None
+        await self._store.auth_cache_update(
+            self.charger_id, [info.stored(id_tag, updated_at=now)], evicted
+        )
 
     # --- registration and heartbeat ---------------------------------------------------------
 
@@ -324,16 +474,33 @@ class Station16:
     # --- core events ------------------------------------------------------------------------
 
     async def _forward_events(self) -> None:
-        await self._accepted.wait()
+        """Transaction events go to the durable queue at once (registered or not, online or
+        not); status events wait for the registration in memory."""
         while True:
             event = await self._events.get()
             try:
-                await self._forward(event)
+                if isinstance(event, SessionStarted):
+                    await self._queue_start(event.session)
+                elif isinstance(event, SessionMeterSampled):
+                    await self._queue_sample(event)
+                elif isinstance(event, SessionEnded):
+                    await self._queue_stop(event.session)
+                else:
+                    self._status_events.put_nowait(event)
             except Exception:
                 # One bad event must not silence the charge point.
                 logger.exception("could not forward %s", type(event).__name__, extra=self._log)
 
-    async def _forward(self, event: SiteEvent) -> None:
+    async def _forward_statuses(self) -> None:
+        await self._accepted.wait()
+        while True:
+            event = await self._status_events.get()
+            try:
+                await self._forward_status(event)
+            except Exception:
+                logger.exception("could not forward %s", type(event).__name__, extra=self._log)
+
+    async def _forward_status(self, event: SiteEvent) -> None:
         if isinstance(event, StatusChanged):
             reported_at = self._statuses_reported_at
             if reported_at is not None and event.at < reported_at:
@@ -354,126 +521,175 @@ class Station16:
                 at=event.at,
                 info=None if event.online else "charger unreachable",
             )
-        elif isinstance(event, SessionStarted):
-            await self._start_transaction(event.session)
-        elif isinstance(event, SessionMeterSampled):
-            await self._sample(event)
-        elif isinstance(event, SessionEnded):
-            await self._stop_transaction(event.session)
 
-    async def _start_transaction(self, session: Session) -> None:
-        result = await self._transaction_message(
-            "StartTransaction",
-            {
-                "connectorId": session.connector_id,
-                "idTag": session.id_tag,
-                "meterStart": round(session.meter_start_wh),
-                "timestamp": ocpp_timestamp(session.started_at),
-            },
+    async def _queue_start(self, session: Session) -> None:
+        payload: JsonObject = {
+            "connectorId": session.connector_id,
+            "idTag": session.id_tag,
+            "meterStart": round(session.meter_start_wh),
+            "timestamp": ocpp_timestamp(session.started_at),
+        }
+        self._last_sample_at.setdefault(session.id, self._clock.monotonic())
+        queued = await self.outbox.append(
+            session.id, "StartTransaction", payload, session.started_at
         )
-        if result is None:
-            return
-        transaction_id = int(result["transactionId"])
-        self._transaction_ids[session.id] = transaction_id
-        self._last_sample_at[session.id] = self._clock.monotonic()
-        await self._site.record_upstream_transaction_id(
-            self.charger_id, session.id, str(transaction_id)
-        )
-        status = result["idTagInfo"]["status"]
-        logger.info(
-            "transaction started",
-            extra={**self._log, "transaction_id": transaction_id, "id_tag_status": status},
-        )
-        if status != "Accepted":
-            # StopTransactionOnInvalidId is fixed at true (read-only key).
-            with contextlib.suppress(LookupError):
-                await self._site.stop_session(
-                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
-                )
+        if queued is not None:
+            self._transaction_ids.setdefault(session.id, None)
 
-    def _transaction_id(self, session: Session) -> int | None:
-        known = self._transaction_ids.get(session.id)
-        if known is not None:
-            return known
-        if session.upstream_transaction_id is not None:  # resumed from a previous run
-            with contextlib.suppress(ValueError):
-                return int(session.upstream_transaction_id)
-        return None
-
-    async def _sample(self, event: SessionMeterSampled) -> None:
+    async def _queue_sample(self, event: SessionMeterSampled) -> None:
         interval = self.configuration.meter_value_sample_interval_s
-        transaction_id = self._transaction_id(event.session)
-        if interval <= 0 or transaction_id is None:
+        if interval <= 0:
             return
         now = self._clock.monotonic()
         last = self._last_sample_at.setdefault(event.session.id, now)
         if now - last < interval:
             return
         self._last_sample_at[event.session.id] = now
-        await self._transaction_message(
-            "MeterValues",
-            {
-                "connectorId": event.session.connector_id,
-                "transactionId": transaction_id,
-                "meterValue": [
-                    {
-                        "timestamp": ocpp_timestamp(event.at),
-                        "sampledValue": sampled_values(
-                            event.reading, self._phases, "Sample.Periodic"
-                        ),
-                    }
-                ],
-            },
-        )
+        payload: JsonObject = {
+            "connectorId": event.session.connector_id,
+            "meterValue": [
+                {
+                    "timestamp": ocpp_timestamp(event.at),
+                    "sampledValue": sampled_values(event.reading, self._phases, "Sample.Periodic"),
+                }
+            ],
+        }
+        await self.outbox.append(event.session.id, "MeterValues", payload, event.at)
 
-    async def _stop_transaction(self, session: Session) -> None:
+    async def _queue_stop(self, session: Session) -> None:
         self._last_sample_at.pop(session.id, None)
-        transaction_id = self._transaction_id(session)
-        self._transaction_ids.pop(session.id, None)
-        if transaction_id is None:
-            logger.error(
-                "session ended without a transactionId; StopTransaction not sent"
-                " (the durable offline queue is not implemented yet)",
-                extra={**self._log, "session_id": session.id},
-            )
-            return
         assert session.stopped_at is not None
         assert session.meter_stop_wh is not None
         payload: JsonObject = {
-            "transactionId": transaction_id,
             "idTag": session.id_tag,
             "meterStop": round(session.meter_stop_wh),
             "timestamp": ocpp_timestamp(session.stopped_at),
             "reason": (session.stop_reason or StopReason.OTHER).value,
         }
-        await self._transaction_message("StopTransaction", payload)
+        await self.outbox.append(session.id, "StopTransaction", payload, session.stopped_at)
 
-    async def _transaction_message(self, action: str, payload: JsonObject) -> JsonObject | None:
-        """Send a transaction-related message, retrying per 1.6 §3.7 with a fresh message id
-        each time; None when every attempt failed."""
-        failures = 0
+    def _transaction_id(self, session: Session) -> int | None:
+        known = self._transaction_ids.get(session.id)
+        if known is not None:
+            return known
+        if session.upstream_transaction_id is not None:  # recorded before the queue existed
+            with contextlib.suppress(ValueError):
+                return int(session.upstream_transaction_id)
+        return None
+
+    # --- the transaction queue's sender ---------------------------------------------------
+
+    async def _send_queued_forever(self) -> None:
+        """Send the queue's head, one at a time, once registered and connected, paced."""
         while True:
-            try:
-                return await self.connection.call(action, payload)
-            except ConnectionLost:
-                continue  # not a failure to process: resend on the next connection
-            except CallFailed as error:
-                failures += 1
-                attempts = self.configuration.transaction_message_attempts
-                if failures >= attempts:
-                    logger.error(
-                        "%s given up after %d attempts: %s",
-                        action,
-                        failures,
-                        error,
-                        extra=self._log,
-                    )
-                    return None
-                wait = self.configuration.transaction_message_retry_interval_s * failures
-                logger.warning(
-                    "%s failed (%s); retrying in %d s", action, error, wait, extra=self._log
+            message = await self.outbox.head()
+            await self._accepted.wait()
+            await self.connection.wait_connected()
+            delay = self.pacer.delay(self._clock.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # look at the head again: the bound may have thinned the queue
+            payload = self._wire_payload(message)
+            if payload is None:
+                await self.outbox.drop(
+                    message,
+                    "no transactionId: the central system never answered the session's"
+                    " StartTransaction (dropped after its last attempt)",
                 )
-                await asyncio.sleep(wait)
+                continue
+            self.pacer.sent(self._clock.monotonic())
+            try:
+                result = await self.connection.call(message.action, payload)
+            except (ConnectionLost, CallCancelled):
+                # Not a failure to process: sent again on the next connection.
+                continue
+            except CallFailed as error:
+                await self._transmission_failed(message, error)
+                continue
+            await self._answered(message, result)
+
+    def _wire_payload(self, message: OutboxMessage) -> JsonObject | None:
+        """The payload as sent: Stop and MeterValues get the session's transactionId, which
+        may have arrived after they were queued. None when there is none."""
+        if message.action == "StartTransaction":
+            return message.payload
+        transaction_id = self._transaction_ids.get(message.session_id)
+        if transaction_id is None:
+            session = self._site.connector(self.charger_id).session
+            if session is not None and session.id == message.session_id:
+                transaction_id = self._transaction_id(session)
+        if transaction_id is None:
+            return None
+        return {**message.payload, "transactionId": transaction_id}
+
+    async def _transmission_failed(self, message: OutboxMessage, error: CallFailed) -> None:
+        updated = await self.outbox.failed(message)
+        attempts = self.configuration.transaction_message_attempts
+        if updated.failures >= attempts:
+            await self.outbox.drop(updated, f"given up after {updated.failures} attempts: {error}")
+            return
+        wait = retry_wait_s(
+            self.configuration.transaction_message_retry_interval_s, updated.failures
+        )
+        logger.warning(
+            "%s failed (%s); retrying in %d s",
+            message.action,
+            error,
+            wait,
+            extra={**self._log, "session_id": message.session_id, "failures": updated.failures},
+        )
+        await asyncio.sleep(wait)
+
+    async def _answered(self, message: OutboxMessage, result: JsonObject) -> None:
+        if message.action != "StartTransaction":
+            await self.outbox.answered(message)
+            if message.action == "StopTransaction" and "idTagInfo" in result:
+                await self._learn(
+                    str(message.payload["idTag"]), IdTagInfo.from_json(result["idTagInfo"])
+                )
+            return
+        transaction_id = int(result["transactionId"])
+        await self.outbox.answered(message, transaction_id=transaction_id)
+        self._transaction_ids[message.session_id] = transaction_id
+        await self._site.record_upstream_transaction_id(
+            self.charger_id, message.session_id, str(transaction_id)
+        )
+        id_tag = str(message.payload["idTag"])
+        info = IdTagInfo.from_json(result["idTagInfo"])
+        await self._learn(id_tag, info)
+        status = info.effective_status(self._clock.now())
+        logger.info(
+            "transaction started",
+            extra={
+                **self._log,
+                "session_id": message.session_id,
+                "transaction_id": transaction_id,
+                "id_tag_status": status,
+            },
+        )
+        if status != AuthorizationStatus.ACCEPTED:
+            await self._refused_after_start(message.session_id)
+
+    async def _refused_after_start(self, session_id: str) -> None:
+        """The central system did not accept the identifier of a started session (typically
+        one started offline): stop it, or only cut its energy (StopTransactionOnInvalidId)."""
+        connector = self._site.connector(self.charger_id)
+        session = connector.session
+        if session is None or session.id != session_id:
+            return  # already over; its StopTransaction is queued
+        stop = self.configuration.stop_transaction_on_invalid_id
+        logger.warning(
+            "identifier refused after the start: %s",
+            "stopping the session" if stop else "cutting the energy",
+            extra={**self._log, "session_id": session_id},
+        )
+        with contextlib.suppress(LookupError):
+            if stop:
+                await self._site.stop_session(
+                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
+                )
+            else:
+                await self._site.withhold_energy(self.charger_id, session.connector_id)
 
     # --- calls from the central system ----------------------------------------------------
 
@@ -530,3 +746,51 @@ class Station16:
                 self.charger_id, self.configuration.connection_timeout_s
             )
         self._configuration_changed.set()
+
+    async def _on_clear_cache(self, payload: JsonObject) -> JsonObject:
+        self.cache.clear()
+        assert self._store is not None
+        await self._store.auth_cache_clear(self.charger_id)
+        logger.info("authorization cache cleared", extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _on_get_local_list_version(self, payload: JsonObject) -> JsonObject:
+        if not self.configuration.local_auth_list_enabled:
+            return {"listVersion": -1}
+        return {"listVersion": self.local_list.reported_version}
+
+    async def _on_send_local_list(self, payload: JsonObject) -> JsonObject:
+        if not self.configuration.local_auth_list_enabled:
+            return {"status": UpdateStatus.NOT_SUPPORTED.value}
+        update = self.local_list.plan(
+            str(payload["updateType"]),
+            int(payload["listVersion"]),
+            list(payload.get("localAuthorizationList") or []),
+            max_length=self.configuration.local_auth_list_max_length,
+            send_max_length=self.configuration.send_local_list_max_length,
+        )
+        if update.status is UpdateStatus.ACCEPTED:
+            assert update.entries is not None
+            assert self._store is not None
+            await self._store.local_list_replace(
+                self.charger_id,
+                update.version,
+                [info.stored(id_tag) for id_tag, info in update.entries.items()],
+            )
+            self.local_list.apply(update)
+            # List entries are never cached: the list outranks the cache anyway, and a stale
+            # cache entry must not resurface if the identifier leaves the list.
+            removed = self.cache.remove(list(update.entries))
+            if removed:
+                await self._store.auth_cache_update(self.charger_id, [], removed)
+        logger.info(
+            "SendLocalList %s",
+            update.status.value,
+            extra={
+                **self._log,
+                "update_type": payload["updateType"],
+                "list_version": payload["listVersion"],
+                "entries": len(self.local_list.entries),
+            },
+        )
+        return {"status": update.status.value}
