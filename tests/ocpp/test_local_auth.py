@@ -3,12 +3,10 @@ the `ocpp`-package central system, a real pymodbus simulator and the real SQLite
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from ocpp.v16 import call
 
 from gateway.cli import Gateway
@@ -17,25 +15,9 @@ from gateway.ocpp.authorization import AuthorizationCache, IdTagInfo
 from gateway.store import Store
 from tests.ocpp.central_system_ocpp import OcppPackageCsms
 from tests.ocpp.test_offline_queue import fast_gateway, go_offline, wait_until
-from tests.ocpp.test_station16 import CHARGER_ID, SPEED, has_status
+from tests.ocpp.test_station16 import CHARGER_ID, has_status
 
 PAST = "2020-01-01T00:00:00Z"
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[SimulatedCharger]:
-    charger = SimulatedCharger("generic", speed=SPEED)
-    await charger.start("127.0.0.1", 0)
-    yield charger
-    await charger.stop()
-
-
-@pytest.fixture
-async def csms() -> AsyncIterator[OcppPackageCsms]:
-    central_system = OcppPackageCsms()
-    await central_system.start()
-    yield central_system
-    await central_system.stop()
 
 
 def entry(id_tag: str, status: str | None = "Accepted", **info: Any) -> dict[str, Any]:

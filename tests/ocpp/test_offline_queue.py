@@ -23,25 +23,9 @@ from gateway.ocpp.transaction_queue import (
 )
 from gateway.store import OutboxMessage, Store
 from tests.ocpp.central_system_ocpp import SAFETY_DEADLINE_S, OcppPackageCsms, Received
-from tests.ocpp.test_station16 import CHARGER_ID, SPEED, has_status, running_gateway
+from tests.ocpp.test_station16 import CHARGER_ID, has_status, running_gateway
 
 TRANSACTION_ACTIONS = ("StartTransaction", "MeterValues", "StopTransaction")
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[SimulatedCharger]:
-    charger = SimulatedCharger("generic", speed=SPEED)
-    await charger.start("127.0.0.1", 0)
-    yield charger
-    await charger.stop()
-
-
-@pytest.fixture
-async def csms() -> AsyncIterator[OcppPackageCsms]:
-    central_system = OcppPackageCsms()
-    await central_system.start()
-    yield central_system
-    await central_system.stop()
 
 
 async def wait_until(condition: Callable[[], bool]) -> None:

@@ -20,7 +20,6 @@ from gateway.store import Store
 from tests.ocpp.central_system_ocpp import OcppPackageCsms, Received
 
 CHARGER_ID = "CP 1/ä"  # needs percent-encoding in the URL
-SPEED = 10.0
 
 
 def statuses(received: list[Received], connector_id: int = 1) -> list[str]:
@@ -33,22 +32,6 @@ def statuses(received: list[Received], connector_id: int = 1) -> list[str]:
 
 def has_status(status: str, connector_id: int = 1, count: int = 1):  # type: ignore[no-untyped-def]
     return lambda got: statuses(got, connector_id).count(status) >= count
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[SimulatedCharger]:
-    charger = SimulatedCharger("generic", speed=SPEED)
-    await charger.start("127.0.0.1", 0)
-    yield charger
-    await charger.stop()
-
-
-@pytest.fixture
-async def csms() -> AsyncIterator[OcppPackageCsms]:
-    central_system = OcppPackageCsms()
-    await central_system.start()
-    yield central_system
-    await central_system.stop()
 
 
 @contextlib.asynccontextmanager
