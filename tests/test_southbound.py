@@ -87,8 +87,8 @@ async def mixed_site(tmp_path: Path) -> AsyncIterator[Site]:
         stack.push_async_callback(keba.stop)
 
         broker = LocalBroker.anonymous(tmp_path)
-        await asyncio.to_thread(broker.start)
-        stack.push_async_callback(asyncio.to_thread, broker.stop)
+        await broker.start()
+        stack.push_async_callback(broker.stop)
         mqtt_sim = EvgwSimulator(
             MqttConfig(port=broker.port, client_id="sim-mqtt"),
             "CP-MQTT",

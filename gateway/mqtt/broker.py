@@ -3,13 +3,15 @@ ephemeral loopback ports, and stop/start that keep the ports (to play a broker r
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+START_TIMEOUT_S = 10.0
+"""Mosquitto listens within milliseconds; this bounds a broker that cannot start."""
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 """Debian's package installs the broker in /usr/sbin, often not on a user's PATH."""
 
@@ -46,44 +48,48 @@ class LocalBroker:
         self.config_file = directory / "mosquitto.conf"
         self.log_file = directory / "mosquitto.log"
         self.config_file.write_text(config)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
 
-    def start(self) -> None:
-        """Start the broker and wait until it listens. Blocking (up to 10 s): from async
-        code, call it through `asyncio.to_thread`. Raises `FileNotFoundError` when Mosquitto
-        is not installed, `RuntimeError` when it does not come up."""
+    async def start(self) -> None:
+        """Start the broker and wait until it listens (a few tens of milliseconds). Raises
+        `FileNotFoundError` when Mosquitto is not installed, `RuntimeError` when it does not
+        come up within 10 s."""
         assert self._process is None
         with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.config_file)], stdout=log, stderr=subprocess.STDOUT
+            self._process = await asyncio.create_subprocess_exec(
+                MOSQUITTO, "-c", str(self.config_file), stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 10
-        while not all(_port_open(port) for port in self.ports):
-            if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log_file.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not listen: {self.log_file.read_text()}")
-            time.sleep(0.02)
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                # Connecting to a loopback port answers at once, listening or not.
+                while not all(_port_open(port) for port in self.ports):
+                    if self._process.returncode is not None:
+                        raise RuntimeError(f"mosquitto exited: {self.log_file.read_text()}")
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise RuntimeError(f"mosquitto did not listen: {self.log_file.read_text()}") from None
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
         process = self._process
         if process is None:
             return
         self._process = None
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
+            async with asyncio.timeout(5):
+                await process.wait()
+        except TimeoutError:
             process.kill()
-            process.wait(5)
+            await process.wait()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.returncode is None
 
 
 def base_config(log_file: Path) -> str:

@@ -86,7 +86,7 @@ class SimulatedSite:
                 await server.start_serial(self._pairs[bus].port_b, PTY_LINE)
         mqtt = self.config.mqtt
         if self._broker is not None:
-            await asyncio.to_thread(self._broker.start)
+            await self._broker.start()
             for simulator in self._mqtt_simulators:
                 await simulator.start()
             mqtt = MqttSection(host="127.0.0.1", port=self._broker.port, client_id="evgw-sim")
@@ -102,7 +102,7 @@ class SimulatedSite:
             with contextlib.suppress(Exception):
                 await simulator.stop()
         if self._broker is not None:
-            await asyncio.to_thread(self._broker.stop)
+            await self._broker.stop()
         for server in self._servers.values():
             await server.stop()
         for pair in self._pairs.values():

@@ -7,9 +7,8 @@ import asyncio
 import datetime
 import ipaddress
 import shutil
-import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -30,12 +29,12 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
+async def broker(tmp_path: Path) -> AsyncIterator[LocalBroker]:
     """An anonymous broker on loopback."""
     instance = LocalBroker.anonymous(tmp_path)
-    instance.start()
+    await instance.start()
     yield instance
-    instance.stop()
+    await instance.stop()
 
 
 @dataclass(frozen=True)
@@ -177,18 +176,17 @@ class SecureBroker:
 
 
 @pytest.fixture
-def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
+async def secure_broker(tmp_path: Path) -> AsyncIterator[SecureBroker]:
     """A broker without anonymous access: a plain listener with a password file, a TLS
     listener (test CA, server certificate for 127.0.0.1/localhost) and a TLS listener that
     also requires a client certificate. Files made with `mosquitto_passwd -b` and the
     `cryptography` package."""
     pki = _make_pki(tmp_path)
     password_file = tmp_path / "passwords"
-    subprocess.run(
-        [MOSQUITTO_PASSWD, "-c", "-b", str(password_file), USERNAME, PASSWORD],
-        check=True,
-        capture_output=True,
+    made = await asyncio.create_subprocess_exec(
+        MOSQUITTO_PASSWD, "-c", "-b", str(password_file), USERNAME, PASSWORD
     )
+    assert await made.wait() == 0, "mosquitto_passwd failed"
     plain_port, tls_port, mtls_port = free_port(), free_port(), free_port()
     tls = f"cafile {pki.ca_file}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
     config = (
@@ -199,9 +197,9 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
         + f"listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\n"
     )
     instance = LocalBroker(tmp_path, config, [plain_port, tls_port, mtls_port])
-    instance.start()
+    await instance.start()
     yield SecureBroker(instance, pki, plain_port, tls_port, mtls_port)
-    instance.stop()
+    await instance.stop()
 
 
 class ManualClock:

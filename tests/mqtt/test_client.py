@@ -126,7 +126,7 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(broker: LocalB
     states: list[bool] = []
     client.add_connection_listener(states.append)
     try:
-        await asyncio.to_thread(broker.restart)
+        await broker.restart()
 
         async def reconnected() -> None:
             assert client.connected
@@ -151,7 +151,7 @@ async def test_publish_without_a_broker_fails_at_once(broker: LocalBroker) -> No
     client = MqttClient(config(broker.port, "c", ack_timeout_s=1.0))
     await client.connect()
     try:
-        await asyncio.to_thread(broker.stop)
+        await broker.stop()
         await eventually(lambda: _expect(not client.connected), what="loss noticed")
         with pytest.raises(MqttNotConnected):
             await client.publish("t", b"x", qos=1)

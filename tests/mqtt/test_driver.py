@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine
@@ -382,7 +381,7 @@ async def test_openwb_without_availability_topic_relies_on_staleness(
 
 async def test_broker_restart_mid_session(rig: Rig) -> None:
     await start_charging(rig, 10)
-    await asyncio.to_thread(rig.broker.restart)
+    await rig.broker.restart()
     # Right after the restart the gateway is (or soon will be) without its connection.
     await eventually(
         lambda: _expect(rig.client.connect_count >= 2 and rig.client.connected),
@@ -401,11 +400,11 @@ async def test_broker_restart_mid_session(rig: Rig) -> None:
 
 async def test_no_broker_connection_means_unavailable(rig: Rig) -> None:
     await rig.until("up", cp_state=CpState.A)
-    await asyncio.to_thread(rig.broker.stop)
+    await rig.broker.stop()
     await rig.unavailable("no connection to the MQTT broker")
     with pytest.raises(ChargerUnavailable, match="not connected"):
         await rig.driver.set_current_limit(16)
-    await asyncio.to_thread(rig.broker.start)
+    await rig.broker.start()
     await rig.until("back", cp_state=CpState.A)
 
 
