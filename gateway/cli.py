@@ -28,8 +28,11 @@ from gateway.balancing.loop import UsualNeed
 from gateway.balancing.phases import PhaseSwitchSettings
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.core.site import ChargerSpec, Site
+from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S
 from gateway.ocpp.v16.configuration import StationConfiguration
 from gateway.ocpp.v16.station import ChargePointIdentity, Station16
+from gateway.ocpp.v201.device_model import DeviceModel
+from gateway.ocpp.v201.station import Station201
 from gateway.southbound import Southbound
 from gateway.store import Store, StoreError
 
@@ -59,6 +62,9 @@ class Gateway:
         self.site = site
         self.southbound = southbound
         self.stations: dict[str, Station16] = {}
+        """The chargers presented upstream as OCPP 1.6 charge points."""
+        self.stations_201: dict[str, Station201] = {}
+        """The chargers presented upstream as OCPP 2.0.1 charging stations."""
         self.balancing: BalancingLoop | None = None
         """The load-balancing loop, when the configuration has [[circuits]]."""
 
@@ -80,16 +86,33 @@ class Gateway:
                 ),
                 southbound.drivers[charger.id],
             )
+            identity = ChargePointIdentity(
+                vendor=charger.vendor or DEFAULT_VENDOR,
+                model=charger.model or southbound.capabilities[charger.id].model[:20],
+                serial_number=charger.serial_number,
+                firmware_version=f"evgw {__version__}",
+            )
+            version = charger.ocpp_version or config.upstream.ocpp_version
+            if version == "2.0.1":
+                gateway.stations_201[charger.id] = Station201(
+                    site,
+                    charger.id,
+                    base_url=config.upstream.url,
+                    identity=identity,
+                    device_model=DeviceModel(
+                        heartbeat_interval_s=config.upstream.heartbeat_interval_s,
+                        tx_updated_interval_s=config.upstream.meter_value_sample_interval_s,
+                        ev_connection_timeout_s=config.upstream.connection_timeout_s,
+                        message_timeout_s=round(DEFAULT_CALL_TIMEOUT_S),
+                    ),
+                    store=store,
+                )
+                continue
             gateway.stations[charger.id] = Station16(
                 site,
                 charger.id,
                 base_url=config.upstream.url,
-                identity=ChargePointIdentity(
-                    vendor=charger.vendor or DEFAULT_VENDOR,
-                    model=charger.model or southbound.capabilities[charger.id].model[:20],
-                    serial_number=charger.serial_number,
-                    firmware_version=f"evgw {__version__}",
-                ),
+                identity=identity,
                 configuration=StationConfiguration(
                     heartbeat_interval_s=config.upstream.heartbeat_interval_s,
                     meter_value_sample_interval_s=config.upstream.meter_value_sample_interval_s,
@@ -111,6 +134,8 @@ class Gateway:
                 tasks.create_task(self.balancing.run(), name="balancing")
             for station in self.stations.values():
                 tasks.create_task(station.run(), name=f"station-{station.charger_id}")
+            for station_201 in self.stations_201.values():
+                tasks.create_task(station_201.run(), name=f"station-{station_201.charger_id}")
 
     async def close(self) -> None:
         await self.southbound.close()

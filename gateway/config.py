@@ -8,7 +8,8 @@ Format::
 
     [upstream]
     url = "ws://csms.example.com/ocpp"      # base URL; "/<charger id>" is appended
-    ocpp_version = "1.6"                    # only 1.6 for now
+    ocpp_version = "1.6"                    # "1.6" or "2.0.1" (one station identity per
+                                            # charger either way)
     heartbeat_interval_s = 300              # until the central system sets one
     meter_value_sample_interval_s = 60      # MeterValueSampleInterval
     connection_timeout_s = 60               # ConnectionTimeOut: authorization waits for a plug
@@ -36,6 +37,8 @@ Format::
     vendor = "ACME"                         # BootNotification chargePointVendor (optional)
     model = "Wallbox 11"                    # chargePointModel (optional; default: profile)
     serial_number = "12345"                 # chargePointSerialNumber (optional)
+    ocpp_version = "2.0.1"                  # this charger's upstream version (default:
+                                            # [upstream] ocpp_version)
     # Load balancing (only with [[circuits]]):
     circuit = "board-A"                     # the circuit it hangs under (default: the root)
     phase_rotation = "RST"                  # grid phase of each charger phase, "RST".."TSR";
@@ -126,7 +129,7 @@ from gateway.balancing.topology import (
 )
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
-OCPP_VERSIONS: Final = ("1.6",)
+OCPP_VERSIONS: Final = ("1.6", "2.0.1")
 MAX_IDENTITY_LENGTH: Final = 48
 """OCPP 2.0.1 caps the identity at 48 characters (ocpp.md §2); held to already, so a charger's
 identity survives the move to 2.0.1."""
@@ -217,6 +220,8 @@ class ChargerSection:
     """Local time ("HH:MM") the vehicles at this charger usually leave: their urgency."""
     energy_needed_kwh: float | None = None
     """Energy a vehicle here usually needs by its departure."""
+    ocpp_version: str | None = None
+    """The charger's upstream OCPP version; None: [upstream] ocpp_version."""
 
     @property
     def effective_rotation(self) -> str:
@@ -665,6 +670,9 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         else checker.number(
             f"{where}.energy_needed_kwh", table.get("energy_needed_kwh"), 0.1, 1000.0
         ),
+        ocpp_version=None
+        if table.get("ocpp_version") is None
+        else checker.choice(f"{where}.ocpp_version", str(table.get("ocpp_version")), OCPP_VERSIONS),
     )
 
 

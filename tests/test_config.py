@@ -71,13 +71,33 @@ def test_errors_name_key_and_problem(tmp_path: Path, extra: str, expected: str) 
 
 def test_upstream_problems(tmp_path: Path) -> None:
     text = VALID.replace(
-        'url = "ws://csms.example.com/ocpp"', 'url = "http://x"\nocpp_version = "2.0.1"'
+        'url = "ws://csms.example.com/ocpp"', 'url = "http://x"\nocpp_version = "2.1"'
     )
     with pytest.raises(ConfigError) as raised:
         load_config(write(tmp_path, text))
     assert raised.value.problems == [
         "upstream.url: must be a ws:// or wss:// URL, got 'http://x'",
-        'upstream.ocpp_version: must be one of 1.6, got "2.0.1"',
+        'upstream.ocpp_version: must be one of 1.6, 2.0.1, got "2.1"',
+    ]
+
+
+def test_ocpp_version_upstream_and_per_charger(tmp_path: Path) -> None:
+    text = (
+        VALID.replace(
+            'url = "ws://csms.example.com/ocpp"', 'url = "ws://x/ocpp"\nocpp_version = "2.0.1"'
+        )
+        + '[[chargers]]\nid = "CP-2"\nhost = "h"\nocpp_version = "1.6"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.upstream.ocpp_version == "2.0.1"
+    assert [charger.ocpp_version for charger in config.chargers] == [None, "1.6"]
+
+
+def test_per_charger_ocpp_version_must_be_known(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, VALID + 'ocpp_version = "2.1"\n'))
+    assert raised.value.problems == [
+        'chargers[0].ocpp_version: must be one of 1.6, 2.0.1, got "2.1"'
     ]
 
 

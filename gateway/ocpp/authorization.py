@@ -66,6 +66,19 @@ class IdTagInfo:
             parent_id_tag=payload.get("parentIdTag"),
         )
 
+    @classmethod
+    def from_id_token_info(cls, payload: dict[str, Any]) -> IdTagInfo:
+        """From an OCPP 2.0.1 idTokenInfo: its status (2.0.1 adds Unknown, NoCredit, ... which
+        all count as not Accepted), cacheExpiryDateTime as the expiry and the groupIdToken as
+        the parent."""
+        expiry = payload.get("cacheExpiryDateTime")
+        group = payload.get("groupIdToken")
+        return cls(
+            status=str(payload["status"]),
+            expiry_date=parse_timestamp(expiry) if expiry else None,
+            parent_id_tag=str(group["idToken"]) if isinstance(group, dict) else None,
+        )
+
     def effective_status(self, now: datetime) -> str:
         """The status now: an Accepted entry past its expiry date is Expired."""
         if (
@@ -245,7 +258,10 @@ class LocalList:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationKeys:
-    """The configuration keys the decision depends on."""
+    """The configuration keys the decision depends on. OCPP 2.0.1 names them as device-model
+    variables: LocalAuthListCtrlr.Enabled, AuthCacheCtrlr.Enabled,
+    AuthCtrlr.LocalAuthorizeOffline, AuthCtrlr.LocalPreAuthorize and
+    AuthCtrlr.OfflineTxForUnknownIdEnabled."""
 
     local_auth_list_enabled: bool
     authorization_cache_enabled: bool

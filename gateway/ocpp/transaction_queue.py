@@ -17,6 +17,16 @@ Rules (OCPP 1.6 §3.7, behaviour after libocpp's message queue):
   StartTransaction or StopTransaction is never dropped, so the queue may exceed the bound
   with them alone.
 - **Pace.** See `ReplayPacer`.
+
+OCPP 2.0.1 (`append_event`, `answered_event`): one action, TransactionEvent, under the same
+rules with the keys MessageAttemptsTransactionEvent/MessageAttemptIntervalTransactionEvent.
+Each event is stored under the 1.6 action of its role (`EVENT_QUEUE_ACTIONS`: Started as
+StartTransaction, Updated as MeterValues, Ended as StopTransaction), so the store's
+once-per-session rule and the overflow rule (Updated events may go, Started/Ended never) apply
+unchanged; the station sends it as TransactionEvent. A 2.0.1 session's transactionId is
+chosen by the station, so the store's transaction-id column of the session holds the seqNo of
+its last answered event instead: with the seqNos still queued, it is where the numbering
+continues after a restart (`next_seq_no`).
 """
 
 from __future__ import annotations
@@ -35,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 TRANSACTION_ACTIONS: Final = ("StartTransaction", "MeterValues", "StopTransaction")
 NEVER_DROPPED: Final = frozenset({"StartTransaction", "StopTransaction"})
+TRANSACTION_EVENT: Final = "TransactionEvent"
+EVENT_QUEUE_ACTIONS: Final[dict[str, str]] = {
+    "Started": "StartTransaction",
+    "Updated": "MeterValues",
+    "Ended": "StopTransaction",
+}
+"""OCPP 2.0.1 eventType → the queue action it is stored as."""
 
 DEFAULT_QUEUE_LIMIT: Final = 500
 """libocpp's overflow threshold per charge point (ocpp.md §6)."""
@@ -137,6 +154,38 @@ class TransactionOutbox:
         self._changed.set()
         await self._enforce_bound()
         return message
+
+    async def append_event(
+        self, session_id: str, payload: JsonObject, at: datetime
+    ) -> OutboxMessage | None:
+        """Queue an OCPP 2.0.1 TransactionEvent durably (its `eventType` decides how it is
+        stored). None when it was a Started/Ended already queued for the session."""
+        action = EVENT_QUEUE_ACTIONS.get(str(payload.get("eventType")))
+        if action is None:
+            raise ValueError(
+                f"not a TransactionEvent payload: eventType {payload.get('eventType')}"
+            )
+        return await self.append(session_id, action, payload, at)
+
+    async def answered_event(self, message: OutboxMessage) -> None:
+        """An OCPP 2.0.1 TransactionEvent was answered: remove it and record its seqNo as the
+        session's last answered one, in one transaction."""
+        seq_no = int(message.payload["seqNo"])
+        await self._store.outbox_answered(
+            message.seq, session_id=message.session_id, transaction_id=seq_no
+        )
+        self._forget([message.seq])
+
+    def next_seq_no(self, session_id: str, last_answered: int | None) -> int:
+        """The seqNo a session's next TransactionEvent gets: one past the highest answered
+        (`last_answered`, from the store) or still queued; 0 for a new transaction."""
+        queued = [
+            int(m.payload["seqNo"])
+            for m in self._messages
+            if m.session_id == session_id and "seqNo" in m.payload
+        ]
+        highest = max([*queued, -1 if last_answered is None else last_answered])
+        return highest + 1
 
     async def head(self) -> OutboxMessage:
         """The oldest message, waiting until there is one."""

@@ -1,0 +1,774 @@
+"""One core charger projected upstream as one OCPP 2.0.1 charging station.
+
+Topology (ocpp.md §1, Part 1 §8.4 "one identity per charger"): the identity is the charger's
+configured id (at most 48 characters, no ":", checked by the configuration); the URL is the
+CSMS's base URL plus "/" plus the percent-encoded identity; one WebSocket per charger with the
+subprotocol `ocpp2.0.1`. The station has one EVSE (id 1) with one connector (id 1).
+
+Behaviour (OCPP 2.0.1, the core message set):
+- **Provisioning.** BootNotification (reason PowerUp) first after connecting; Pending/Rejected
+  are retried after the returned interval while CSMS calls are still answered (B02/B03).
+  Accepted: Heartbeat at the returned interval, the connector's current StatusNotification,
+  then everything else. Not sent again on a reconnect (its content has not changed, §7).
+  GetVariables/SetVariables over the device model (`gateway.ocpp.v201.device_model`).
+- **Reset** is answered Rejected (reasonCode UnsupportedRequest). The gateway cannot
+  power-cycle a Modbus or MQTT charger, and restarting its own process would reset every
+  other charger it serves too, so it schedules nothing it could not carry out.
+- **Status.** A StatusNotification for every connector status change; the core's 1.6-grained
+  status is projected per chargers.md §2 (`CONNECTOR_STATUS_201`). No NotifyEvent.
+- **Transactions.** TransactionEvent Started when the core starts a session (triggerReason
+  Authorized, or RemoteStart with the request's remoteStartId), Updated when its
+  chargingState changes (ChargingStateChanged) and every TxUpdatedInterval with meter values
+  (MeterValuePeriodic), Ended with a stoppedReason when it ends (EVDeparted, RemoteStop,
+  StopAuthorized, Deauthorized, ...). The transactionId is the session's UUID. Each event is
+  numbered (seqNo 0, 1, 2, ... per transaction), marked `offline: true` when queued without a
+  connection, and goes through the durable queue (`gateway.ocpp.transaction_queue`):
+  persisted before sending, chronological, retried per MessageAttemptsTransactionEvent /
+  MessageAttemptIntervalTransactionEvent, bounded, paced.
+- **Authorization** (the charger's `Authorizer`): Authorize with an ISO14443 idToken online;
+  offline (or when Authorize fails) the cache and the AuthCtrlr variables decide
+  (`gateway.ocpp.authorization`). The cache learns from Authorize and TransactionEvent
+  answers. A Started transaction whose idTokenInfo comes back not Accepted is stopped
+  (DeAuthorized) with TxCtrlr.StopTxOnInvalidId, else only its energy is cut.
+- **From the CSMS.** GetVariables, SetVariables, Reset, RequestStartTransaction,
+  RequestStopTransaction, ClearCache, GetLocalListVersion. Every other 2.0.1 action is
+  answered NotSupported, an unknown one NotImplemented, a malformed one with the codec's
+  2.0.1 error code (FormatViolation, OccurrenceConstraintViolation, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final
+
+from gateway.core.charger import ChargerReading
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.events import (
+    SessionEnded,
+    SessionMeterSampled,
+    SessionStarted,
+    SiteEvent,
+    StatusChanged,
+)
+from gateway.core.session import Session, SessionOrigin, StopReason
+from gateway.core.site import CONNECTOR_ID, RemoteStartRefused, Site
+from gateway.core.status import ConnectorStatus
+from gateway.ocpp import Call, Codec, JsonObject
+from gateway.ocpp.authorization import (
+    DEFAULT_CACHE_CAPACITY,
+    AuthorizationCache,
+    AuthorizationKeys,
+    AuthorizationStatus,
+    Decision,
+    IdTagInfo,
+    LocalList,
+    decide,
+)
+from gateway.ocpp.backoff import ReconnectBackoff
+from gateway.ocpp.connection import CallErrorReply, OcppClientConnection
+from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
+from gateway.ocpp.transaction_queue import (
+    DEFAULT_QUEUE_LIMIT,
+    DEFAULT_REPLAY_INTERVAL_S,
+    TRANSACTION_EVENT,
+    ReplayPacer,
+    TransactionOutbox,
+    retry_wait_s,
+)
+from gateway.ocpp.v16.station import ChargePointIdentity, ocpp_timestamp, station_url
+from gateway.ocpp.v201 import device_model as dm
+from gateway.ocpp.v201.device_model import DeviceModel, VariableKey
+from gateway.store import OutboxMessage, Store
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL: Final = "ocpp2.0.1"
+EVSE_ID: Final = 1
+
+OUTBOUND_ACTIONS: Final = (
+    "Authorize",
+    "BootNotification",
+    "Heartbeat",
+    "StatusNotification",
+    "TransactionEvent",
+)
+INBOUND_ACTIONS: Final = (
+    "ClearCache",
+    "GetLocalListVersion",
+    "GetVariables",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "Reset",
+    "SetVariables",
+)
+
+BOOT_RETRY_WITHOUT_INTERVAL_S: Final = 60.0
+"""Retry wait when a Pending/Rejected boot gives interval 0, or the call failed."""
+
+CONNECTOR_STATUS_201: Final[dict[ConnectorStatus, str]] = {
+    ConnectorStatus.AVAILABLE: "Available",
+    # A vehicle or a transaction is there (chargers.md §2, a project derivation). Preparing
+    # also covers a remote start waiting for its vehicle: the connector is promised.
+    ConnectorStatus.PREPARING: "Occupied",
+    ConnectorStatus.CHARGING: "Occupied",
+    ConnectorStatus.SUSPENDED_EV: "Occupied",
+    ConnectorStatus.SUSPENDED_EVSE: "Occupied",
+    ConnectorStatus.FINISHING: "Occupied",
+    ConnectorStatus.UNAVAILABLE: "Unavailable",
+    ConnectorStatus.FAULTED: "Faulted",
+}
+
+CHARGING_STATE: Final[dict[ConnectorStatus, str]] = {
+    ConnectorStatus.PREPARING: "EVConnected",
+    ConnectorStatus.CHARGING: "Charging",
+    ConnectorStatus.SUSPENDED_EV: "SuspendedEV",
+    ConnectorStatus.SUSPENDED_EVSE: "SuspendedEVSE",
+    ConnectorStatus.FINISHING: "EVConnected",
+    ConnectorStatus.AVAILABLE: "Idle",
+}
+"""TransactionEvent chargingState per core status (chargers.md §2); Unavailable and Faulted
+say nothing about the vehicle and change nothing."""
+
+STOP_TRIGGER: Final[dict[StopReason, str]] = {
+    StopReason.EV_DISCONNECTED: "EVDeparted",
+    StopReason.REMOTE: "RemoteStop",
+    StopReason.LOCAL: "StopAuthorized",
+    StopReason.DEAUTHORIZED: "Deauthorized",
+    StopReason.REBOOT: "ResetCommand",
+    StopReason.POWER_LOSS: "AbnormalCondition",
+    StopReason.OTHER: "AbnormalCondition",
+}
+"""The Ended event's triggerReason per stop reason (the stoppedReason is the reason's own
+spelling, which 2.0.1's ReasonEnumType shares)."""
+
+PHASES: Final = ("L1", "L2", "L3")
+
+
+@functools.cache
+def codec201() -> Codec:
+    """The 2.0.1 codec of every station: the actions above are supported, every other 2.0.1
+    action is NotSupported."""
+    return Codec(SUBPROTOCOL, supported_actions=OUTBOUND_ACTIONS + INBOUND_ACTIONS)
+
+
+def sampled_values_201(
+    reading: ChargerReading | None, energy_wh: float, phases: int, context: str
+) -> list[JsonObject]:
+    """The sampledValue list of one meterValue: energy register (Wh), and with a reading the
+    current per phase (A) and the active power (W). 2.0.1 values are numbers."""
+    values: list[JsonObject] = [
+        {
+            "value": round(energy_wh),
+            "context": context,
+            "measurand": "Energy.Active.Import.Register",
+            "location": "Outlet",
+            "unitOfMeasure": {"unit": "Wh"},
+        }
+    ]
+    if reading is None:
+        return values
+    for phase, current in zip(PHASES[:phases], reading.current_a, strict=False):
+        values.append(
+            {
+                "value": round(current, 1),
+                "context": context,
+                "measurand": "Current.Import",
+                "phase": phase,
+                "location": "Outlet",
+                "unitOfMeasure": {"unit": "A"},
+            }
+        )
+    values.append(
+        {
+            "value": round(reading.power_w),
+            "context": context,
+            "measurand": "Power.Active.Import",
+            "location": "Outlet",
+            "unitOfMeasure": {"unit": "W"},
+        }
+    )
+    return values
+
+
+class Station201:
+    """The OCPP 2.0.1 charging station of one charger. `run()` until cancelled.
+
+    With a `store`, the transaction queue and the authorization cache are durable; without
+    one they live in a private in-memory database for the run."""
+
+    def __init__(
+        self,
+        site: Site,
+        charger_id: str,
+        *,
+        base_url: str,
+        identity: ChargePointIdentity,
+        device_model: DeviceModel,
+        store: Store | None = None,
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        backoff: ReconnectBackoff | None = None,
+        clock: Clock | None = None,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
+        replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
+        auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
+    ) -> None:
+        self.charger_id = charger_id
+        self.identity = identity
+        self.device_model = device_model
+        device_model.on_change = self.variable_changed
+        self.backoff = backoff or ReconnectBackoff()
+        """The upstream socket's reconnect back-off (tests shorten it)."""
+        self.queue_limit = queue_limit
+        self.pacer = ReplayPacer(replay_interval_s)
+        self.cache = AuthorizationCache(auth_cache_capacity)
+        self.local_list = LocalList()
+        """Empty: SendLocalList is not supported on 2.0.1 yet (GetLocalListVersion says 0)."""
+        self._site = site
+        self._given_store = store
+        self._store: Store | None = None
+        self._outbox: TransactionOutbox | None = None
+        self._clock: Clock = clock or SystemClock()
+        self._phases = site.spec(charger_id).phases
+        self.connection = OcppClientConnection(
+            station_url(base_url, charger_id),
+            codec201(),
+            self._on_call,
+            identity=charger_id,
+            call_timeout_s=call_timeout_s,
+            backoff=self.backoff,
+        )
+        self._events = site.subscribe(charger_id)
+        self._status_events: asyncio.Queue[StatusChanged] = asyncio.Queue()
+        self._accepted = asyncio.Event()
+        self._loaded = asyncio.Event()
+        self._variables_changed = asyncio.Event()
+        self._statuses_reported_at: datetime | None = None
+        self._last_reported: str | None = None
+        self._last_status: ConnectorStatus | None = None
+        self._last_answered: dict[str, int | None] = {}
+        """Session id → seqNo of its last answered event (from the store at load)."""
+        self._seq_nos: dict[str, int] = {}
+        """Session id → the seqNo its next event gets, for the sessions seen this run."""
+        self._charging_states: dict[str, str] = {}
+        """Active session id → the chargingState last queued for it."""
+        self._last_sample_at: dict[str, float] = {}
+        self._remote_starts: dict[str, tuple[int, str]] = {}
+        """idToken → (remoteStartId, idToken type) of an accepted RequestStartTransaction
+        whose transaction has not started yet."""
+        self._handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]] = {
+            "GetVariables": self._on_get_variables,
+            "SetVariables": self._on_set_variables,
+            "Reset": self._on_reset,
+            "RequestStartTransaction": self._on_request_start,
+            "RequestStopTransaction": self._on_request_stop,
+            "ClearCache": self._on_clear_cache,
+            "GetLocalListVersion": self._on_get_local_list_version,
+        }
+        self._log = {"charger_id": charger_id}
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the CSMS has accepted the BootNotification."""
+        return self._accepted.is_set()
+
+    @property
+    def online(self) -> bool:
+        """Registered with, and connected to, the CSMS."""
+        return self.accepted and self.connection.connected
+
+    @property
+    def outbox(self) -> TransactionOutbox:
+        """The transaction queue (once `run()` has loaded it)."""
+        if self._outbox is None:
+            raise RuntimeError("the station is not running")
+        return self._outbox
+
+    async def wait_loaded(self) -> None:
+        """Until `run()` has loaded the durable state and taken over authorization."""
+        await self._loaded.wait()
+
+    async def run(self) -> None:
+        store = self._given_store or await Store.open(":memory:")
+        try:
+            await self._load(store)
+            self._site.set_authorizer(self.charger_id, self)
+            self._loaded.set()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.connection.run(), name=f"ocpp-{self.charger_id}")
+                tasks.create_task(self._register_then_heartbeat(), name=f"boot-{self.charger_id}")
+                tasks.create_task(self._forward_events(), name=f"events-{self.charger_id}")
+                tasks.create_task(self._forward_statuses(), name=f"status-{self.charger_id}")
+                tasks.create_task(self._send_queued_forever(), name=f"queue-{self.charger_id}")
+        finally:
+            self._site.set_authorizer(self.charger_id, None)
+            self._site.unsubscribe(self._events)
+            if self._given_store is None:
+                await store.close()
+
+    async def _load(self, store: Store) -> None:
+        self._store = store
+        outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
+        await outbox.load()
+        self._outbox = outbox
+        transactions = await store.upstream_transactions(self.charger_id)
+        self._last_answered = {
+            session_id: row.transaction_id for session_id, row in transactions.items()
+        }
+        self.cache.load(await store.auth_cache(self.charger_id))
+        # Sessions the ledger recorded but whose events were never queued: the gateway
+        # stopped between the ledger write and the queue write (the store deduplicates).
+        for session in await store.sessions(self.charger_id):
+            known = transactions.get(session.id)
+            if known is None:
+                logger.warning(
+                    "session without a queued Started event recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_started(session)
+            if not session.active and (known is None or not known.stop_queued):
+                logger.warning(
+                    "ended session without a queued Ended event recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_ended(session)
+
+    # --- Authorizer ------------------------------------------------------------------------
+
+    def _authorization_keys(self) -> AuthorizationKeys:
+        model = self.device_model
+        return AuthorizationKeys(
+            local_auth_list_enabled=model.flag(dm.LOCAL_AUTH_LIST_ENABLED),
+            authorization_cache_enabled=model.flag(dm.AUTH_CACHE_ENABLED),
+            local_authorize_offline=model.flag(dm.LOCAL_AUTHORIZE_OFFLINE),
+            local_pre_authorize=model.flag(dm.LOCAL_PRE_AUTHORIZE),
+            allow_offline_tx_for_unknown_id=model.flag(dm.OFFLINE_TX_FOR_UNKNOWN_ID),
+        )
+
+    async def authorize(self, charger_id: str, id_tag: str) -> bool:
+        """Decide on an identifier presented at the charger (an RFID card: ISO14443): the
+        CSMS's Authorize online, the cache and the AuthCtrlr variables offline or when
+        Authorize fails."""
+        online = self.online
+        decision = self._decide(id_tag, online=online)
+        if decision is Decision.ASK:
+            try:
+                result = await self.connection.call(
+                    "Authorize", {"idToken": {"idToken": id_tag, "type": "ISO14443"}}
+                )
+            except CallFailed as error:
+                logger.warning("Authorize failed (%s); deciding locally", error, extra=self._log)
+                decision = self._decide(id_tag, online=False)
+            else:
+                info = IdTagInfo.from_id_token_info(result["idTokenInfo"])
+                await self._learn(id_tag, info)
+                return info.valid(self._clock.now())
+        logger.info(
+            "identifier decided locally",
+            extra={**self._log, "online": online, "decision": decision.value},
+        )
+        return decision is Decision.ACCEPT
+
+    def _decide(self, id_tag: str, *, online: bool) -> Decision:
+        return decide(
+            id_tag,
+            online=online,
+            now=self._clock.now(),
+            keys=self._authorization_keys(),
+            local_list=self.local_list,
+            cache=self.cache,
+        )
+
+    async def _learn(self, id_tag: str, info: IdTagInfo) -> None:
+        """Cache an answer of the CSMS."""
+        if not self.device_model.flag(dm.AUTH_CACHE_ENABLED):
+            return
+        now = self._clock.now()
+        evicted = self.cache.learn(id_tag, info, now)
+        assert self._store is not None
+        await self._store.auth_cache_update(
+            self.charger_id, [info.stored(id_tag, updated_at=now)], evicted
+        )
+
+    # --- provisioning and heartbeat ---------------------------------------------------------
+
+    def _boot_payload(self) -> JsonObject:
+        station: JsonObject = {"model": self.identity.model, "vendorName": self.identity.vendor}
+        if self.identity.serial_number:
+            station["serialNumber"] = self.identity.serial_number
+        if self.identity.firmware_version:
+            station["firmwareVersion"] = self.identity.firmware_version
+        return {"chargingStation": station, "reason": "PowerUp"}
+
+    async def _register_then_heartbeat(self) -> None:
+        while True:
+            await self.connection.wait_connected()
+            try:
+                result = await self.connection.call(
+                    "BootNotification", self._boot_payload(), urgent=True
+                )
+            except ConnectionLost:
+                continue
+            except CallFailed as error:
+                logger.warning("BootNotification failed: %s", error, extra=self._log)
+                await asyncio.sleep(BOOT_RETRY_WITHOUT_INTERVAL_S)
+                continue
+            status, interval = result["status"], int(result["interval"])
+            logger.info("BootNotification %s", status, extra={**self._log, "interval_s": interval})
+            if status == "Accepted":
+                if interval > 0:
+                    self.device_model[dm.HEARTBEAT_INTERVAL] = interval
+                break
+            await asyncio.sleep(interval if interval > 0 else BOOT_RETRY_WITHOUT_INTERVAL_S)
+        await self._report_current_status()
+        self._accepted.set()
+        await self._heartbeat_forever()
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            interval = self.device_model.integer(dm.HEARTBEAT_INTERVAL)
+            self._variables_changed.clear()
+            timeout = interval if interval > 0 else None  # 0 turns heartbeats off
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._variables_changed.wait()
+                continue  # a variable changed: start a new wait with the current interval
+            if not self.connection.connected:
+                continue  # a heartbeat queued for later would be stale
+            try:
+                await self.connection.call("Heartbeat", {})
+            except CallFailed as error:
+                logger.warning("Heartbeat failed: %s", error, extra=self._log)
+
+    async def _report_current_status(self) -> None:
+        connector = self._site.connector(self.charger_id)
+        self._statuses_reported_at = self._clock.now()
+        if connector.status is None:
+            return  # not polled yet: the first poll's event reports it
+        await self._send_status(CONNECTOR_STATUS_201[connector.status], self._clock.now())
+
+    async def _send_status(self, status: str, at: datetime) -> None:
+        if self._last_reported == status:
+            return
+        self._last_reported = status
+        payload: JsonObject = {
+            "timestamp": ocpp_timestamp(at),
+            "connectorStatus": status,
+            "evseId": EVSE_ID,
+            "connectorId": CONNECTOR_ID,
+        }
+        try:
+            await self.connection.call("StatusNotification", payload)
+        except CallFailed as error:
+            logger.warning("StatusNotification failed: %s", error, extra=self._log)
+
+    # --- core events ------------------------------------------------------------------------
+
+    async def _forward_events(self) -> None:
+        """Transaction events go to the durable queue at once (registered or not, online or
+        not), in the order the core reported them; status events wait for the boot."""
+        while True:
+            event = await self._events.get()
+            try:
+                await self._forward_event(event)
+            except Exception:
+                # One bad event must not silence the station.
+                logger.exception("could not forward %s", type(event).__name__, extra=self._log)
+
+    async def _forward_event(self, event: SiteEvent) -> None:
+        if isinstance(event, SessionStarted):
+            await self._queue_started(event.session)
+        elif isinstance(event, SessionMeterSampled):
+            # A transaction resumed after a restart is tracked from its first sample on.
+            self._charging_states.setdefault(
+                event.session.id,
+                CHARGING_STATE.get(self._last_status or ConnectorStatus.PREPARING, "EVConnected"),
+            )
+            await self._queue_sample(event)
+        elif isinstance(event, SessionEnded):
+            await self._queue_ended(event.session)
+        elif isinstance(event, StatusChanged):
+            self._last_status = event.status
+            await self._queue_charging_state(event)
+            self._status_events.put_nowait(event)
+        # ChargerConnectivityChanged: 2.0.1 has no connector 0; an unreachable charger's
+        # connector is reported Unavailable by its StatusChanged.
+
+    async def _forward_statuses(self) -> None:
+        await self._accepted.wait()
+        while True:
+            event = await self._status_events.get()
+            reported_at = self._statuses_reported_at
+            if reported_at is not None and event.at < reported_at:
+                continue  # superseded by the status reported after boot
+            await self._send_status(CONNECTOR_STATUS_201[event.status], event.at)
+
+    def _next_seq_no(self, session_id: str) -> int:
+        seq_no = self._seq_nos.get(session_id)
+        if seq_no is None:
+            seq_no = self.outbox.next_seq_no(session_id, self._last_answered.get(session_id))
+        self._seq_nos[session_id] = seq_no + 1
+        return seq_no
+
+    def _event(
+        self,
+        session_id: str,
+        event_type: str,
+        trigger: str,
+        at: datetime,
+        transaction_info: JsonObject | None = None,
+    ) -> JsonObject:
+        payload: JsonObject = {
+            "eventType": event_type,
+            "timestamp": ocpp_timestamp(at),
+            "triggerReason": trigger,
+            "seqNo": self._next_seq_no(session_id),
+            "transactionInfo": {"transactionId": session_id, **(transaction_info or {})},
+        }
+        if not self.connection.connected:
+            payload["offline"] = True
+        return payload
+
+    async def _queue_started(self, session: Session) -> None:
+        remote = session.origin is SessionOrigin.REMOTE
+        info: JsonObject = {}
+        state = CHARGING_STATE.get(self._last_status) if self._last_status else None
+        info["chargingState"] = state if state and state != "Idle" else "EVConnected"
+        remote_start = self._remote_starts.pop(session.id_tag, None) if remote else None
+        if remote_start is not None:
+            info["remoteStartId"] = remote_start[0]
+        self._charging_states[session.id] = info["chargingState"]
+        self._last_sample_at.setdefault(session.id, self._clock.monotonic())
+        payload = self._event(
+            session.id,
+            "Started",
+            "RemoteStart" if remote else "Authorized",
+            session.started_at,
+            info,
+        )
+        # An RFID card is ISO14443; a remote start keeps the type the CSMS gave its idToken.
+        token_type = remote_start[1] if remote_start else "Central" if remote else "ISO14443"
+        payload["idToken"] = {"idToken": session.id_tag, "type": token_type}
+        payload["evse"] = {"id": EVSE_ID, "connectorId": session.connector_id}
+        payload["meterValue"] = [
+            {
+                "timestamp": ocpp_timestamp(session.started_at),
+                "sampledValue": sampled_values_201(
+                    None, session.meter_start_wh, self._phases, "Transaction.Begin"
+                ),
+            }
+        ]
+        queued = await self.outbox.append_event(session.id, payload, session.started_at)
+        if queued is None:
+            self._seq_nos.pop(session.id, None)  # not queued: the number was not used
+
+    async def _queue_charging_state(self, event: StatusChanged) -> None:
+        # The transactions still open as far as the events went (at most one: one connector).
+        for session_id, previous in list(self._charging_states.items()):
+            state = CHARGING_STATE.get(event.status)
+            if state is None or state == "Idle" or state == previous:
+                continue
+            self._charging_states[session_id] = state
+            payload = self._event(
+                session_id, "Updated", "ChargingStateChanged", event.at, {"chargingState": state}
+            )
+            await self.outbox.append_event(session_id, payload, event.at)
+
+    async def _queue_sample(self, event: SessionMeterSampled) -> None:
+        interval = self.device_model.integer(dm.TX_UPDATED_INTERVAL)
+        if interval <= 0:
+            return
+        now = self._clock.monotonic()
+        last = self._last_sample_at.setdefault(event.session.id, now)
+        if now - last < interval:
+            return
+        self._last_sample_at[event.session.id] = now
+        payload = self._event(event.session.id, "Updated", "MeterValuePeriodic", event.at)
+        payload["meterValue"] = [
+            {
+                "timestamp": ocpp_timestamp(event.at),
+                "sampledValue": sampled_values_201(
+                    event.reading, event.reading.energy_wh, self._phases, "Sample.Periodic"
+                ),
+            }
+        ]
+        await self.outbox.append_event(event.session.id, payload, event.at)
+
+    async def _queue_ended(self, session: Session) -> None:
+        self._last_sample_at.pop(session.id, None)
+        self._charging_states.pop(session.id, None)
+        assert session.stopped_at is not None
+        assert session.meter_stop_wh is not None
+        reason = session.stop_reason or StopReason.OTHER
+        info: JsonObject = {"stoppedReason": reason.value}
+        if reason is StopReason.EV_DISCONNECTED:
+            info["chargingState"] = "Idle"
+        payload = self._event(session.id, "Ended", STOP_TRIGGER[reason], session.stopped_at, info)
+        payload["meterValue"] = [
+            {
+                "timestamp": ocpp_timestamp(session.stopped_at),
+                "sampledValue": sampled_values_201(
+                    None, session.meter_stop_wh, self._phases, "Transaction.End"
+                ),
+            }
+        ]
+        await self.outbox.append_event(session.id, payload, session.stopped_at)
+        self._seq_nos.pop(session.id, None)
+
+    # --- the transaction queue's sender ---------------------------------------------------
+
+    async def _send_queued_forever(self) -> None:
+        """Send the queue's head, one at a time, once registered and connected, paced."""
+        while True:
+            message = await self.outbox.head()
+            await self._accepted.wait()
+            await self.connection.wait_connected()
+            delay = self.pacer.delay(self._clock.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # look at the head again: the bound may have thinned the queue
+            if "eventType" not in message.payload:
+                # Queued by the 1.6 station of this charger before the version changed.
+                await self.outbox.drop(message, "an OCPP 1.6 message cannot be sent on 2.0.1")
+                continue
+            self.pacer.sent(self._clock.monotonic())
+            try:
+                result = await self.connection.call(TRANSACTION_EVENT, message.payload)
+            except (ConnectionLost, CallCancelled):
+                continue  # not a failure to process: sent again on the next connection
+            except CallFailed as error:
+                await self._transmission_failed(message, error)
+                continue
+            await self._answered(message, result)
+
+    async def _transmission_failed(self, message: OutboxMessage, error: CallFailed) -> None:
+        updated = await self.outbox.failed(message)
+        attempts = self.device_model.integer(dm.MESSAGE_ATTEMPTS)
+        if updated.failures >= attempts:
+            await self.outbox.drop(updated, f"given up after {updated.failures} attempts: {error}")
+            return
+        wait = retry_wait_s(
+            self.device_model.integer(dm.MESSAGE_ATTEMPT_INTERVAL), updated.failures
+        )
+        logger.warning(
+            "TransactionEvent failed (%s); retrying in %d s",
+            error,
+            wait,
+            extra={**self._log, "session_id": message.session_id, "failures": updated.failures},
+        )
+        await asyncio.sleep(wait)
+
+    async def _answered(self, message: OutboxMessage, result: JsonObject) -> None:
+        await self.outbox.answered_event(message)
+        self._last_answered[message.session_id] = int(message.payload["seqNo"])
+        event_type = message.payload["eventType"]
+        if event_type == "Started":
+            await self._site.record_upstream_transaction_id(
+                self.charger_id, message.session_id, message.session_id
+            )
+        id_token = message.payload.get("idToken")
+        if "idTokenInfo" not in result or not isinstance(id_token, dict):
+            return
+        info = IdTagInfo.from_id_token_info(result["idTokenInfo"])
+        await self._learn(str(id_token["idToken"]), info)
+        status = info.effective_status(self._clock.now())
+        if status != AuthorizationStatus.ACCEPTED and event_type != "Ended":
+            await self._refused_after_start(message.session_id)
+
+    async def _refused_after_start(self, session_id: str) -> None:
+        """The CSMS did not accept the idToken of a started transaction (typically one
+        started offline): stop it, or only cut its energy (TxCtrlr.StopTxOnInvalidId)."""
+        session = self._site.connector(self.charger_id).session
+        if session is None or session.id != session_id:
+            return  # already over; its Ended event is queued
+        stop = self.device_model.flag(dm.STOP_TX_ON_INVALID_ID)
+        logger.warning(
+            "idToken refused after the start: %s",
+            "stopping the transaction" if stop else "cutting the energy",
+            extra={**self._log, "session_id": session_id},
+        )
+        with contextlib.suppress(LookupError):
+            if stop:
+                await self._site.stop_session(
+                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
+                )
+            else:
+                await self._site.withhold_energy(self.charger_id, session.connector_id)
+
+    # --- calls from the CSMS ------------------------------------------------------------------
+
+    async def _on_call(self, call: Call) -> JsonObject:
+        handler = self._handlers.get(call.action)
+        if handler is None:
+            raise CallErrorReply("NotSupported", f"{call.action} is not supported")
+        logger.info("← %s", call.action, extra=self._log)
+        return await handler(call.payload)
+
+    async def _on_get_variables(self, payload: JsonObject) -> JsonObject:
+        return {"getVariableResult": self.device_model.get_variables(payload["getVariableData"])}
+
+    async def _on_set_variables(self, payload: JsonObject) -> JsonObject:
+        return {"setVariableResult": self.device_model.set_variables(payload["setVariableData"])}
+
+    def variable_changed(self, key: VariableKey, value: Any) -> None:
+        """Apply a variable the CSMS set (the device model's `on_change`)."""
+        if key == dm.EV_CONNECTION_TIMEOUT:
+            self._site.set_connection_timeout(self.charger_id, float(value))
+        self._variables_changed.set()
+
+    async def _on_reset(self, payload: JsonObject) -> JsonObject:
+        logger.info("Reset %s rejected", payload["type"], extra=self._log)
+        return {
+            "status": "Rejected",
+            "statusInfo": {
+                "reasonCode": "UnsupportedRequest",
+                "additionalInfo": "a gateway-hosted station cannot reset its Modbus charger",
+            },
+        }
+
+    async def _on_request_start(self, payload: JsonObject) -> JsonObject:
+        evse_id = payload.get("evseId")
+        id_token = str(payload["idToken"]["idToken"])
+        if "chargingProfile" in payload:
+            logger.warning(
+                "RequestStartTransaction charging profile ignored (smart charging not supported)",
+                extra=self._log,
+            )
+        if evse_id is not None and int(evse_id) != EVSE_ID:
+            return {"status": "Rejected"}
+        try:
+            await self._site.remote_start(self.charger_id, CONNECTOR_ID, id_token)
+        except (RemoteStartRefused, LookupError) as refusal:
+            logger.info("RequestStartTransaction rejected: %s", refusal, extra=self._log)
+            return {"status": "Rejected"}
+        self._remote_starts[id_token] = (
+            int(payload["remoteStartId"]),
+            str(payload["idToken"]["type"]),
+        )
+        return {"status": "Accepted"}
+
+    async def _on_request_stop(self, payload: JsonObject) -> JsonObject:
+        session = self._site.connector(self.charger_id).session
+        if session is None or session.id != payload["transactionId"]:
+            return {"status": "Rejected"}
+        try:
+            await self._site.stop_session(self.charger_id, session.connector_id, StopReason.REMOTE)
+        except LookupError:
+            return {"status": "Rejected"}
+        return {"status": "Accepted"}
+
+    async def _on_clear_cache(self, payload: JsonObject) -> JsonObject:
+        if not self.device_model.flag(dm.AUTH_CACHE_ENABLED):
+            return {"status": "Rejected"}
+        self.cache.clear()
+        assert self._store is not None
+        await self._store.auth_cache_clear(self.charger_id)
+        logger.info("authorization cache cleared", extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _on_get_local_list_version(self, payload: JsonObject) -> JsonObject:
+        return {"versionNumber": self.local_list.reported_version}
