@@ -3,6 +3,7 @@
     evgw demo [--chargers N] [--duration S]   a simulated site with a local central system
     evgw run --config FILE                    the gateway, from a TOML configuration
     evgw simulate --config FILE [--duration S] that configuration on simulated hardware
+    evgw check-config FILE                    check a configuration without starting anything
 
 Exit codes: 0 done (also after Ctrl-C/SIGTERM), 2 usage or configuration error, 1 runtime
 failure. The event loop is uvloop where it is installed.
@@ -196,6 +197,32 @@ def _balancing_loop(config: GatewayConfig, site: Site, southbound: Southbound) -
             for charger in config.chargers
             if charger.departure is not None and charger.energy_needed_kwh is not None
         },
+    )
+
+
+def check_config(config: GatewayConfig, *, source: str = "configuration") -> str:
+    """Build everything `Gateway.open` builds that needs no I/O (drivers from their profiles,
+    links, meters, the balancing over the fuse tree) and return a one-line summary. Raises
+    `ConfigError` naming the key and the problem."""
+    try:
+        southbound = Southbound.build(config)
+        if config.circuits:
+            site = Site()
+            for charger in config.chargers:
+                site.add_charger(
+                    ChargerSpec(charger.id, max_current_a=charger.max_current_a),
+                    southbound.drivers[charger.id],
+                )
+            _balancing_loop(config, site, southbound)
+    except ConfigError as error:
+        raise ConfigError(error.problems, source) from error
+    transports: dict[str, int] = {}
+    for charger in config.chargers:
+        transports[charger.transport] = transports.get(charger.transport, 0) + 1
+    kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(transports.items()))
+    return (
+        f"{source}: valid: {len(config.chargers)} chargers ({kinds}),"
+        f" {len(config.meters)} meters, {len(config.circuits)} circuits"
     )
 
 
@@ -410,6 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="connect to the configured central system instead of a local one",
     )
 
+    check = commands.add_parser(
+        "check-config",
+        help="check a configuration file completely, without starting anything",
+        description=(
+            "Check a TOML configuration as `evgw run` would at start-up: every key, the"
+            " charger and meter profiles, the serial buses, the fuse tree and the failsafe sums,"
+            " without opening a connection. Exit 0 when it is valid, 2 with one line per"
+            " problem when it is not."
+        ),
+    )
+    check.add_argument("config", metavar="FILE", help="TOML configuration file")
+
     run = commands.add_parser(
         "run",
         help="run the gateway from a configuration file",
@@ -438,6 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_OK
         config = load_config(args.config)
+        if args.command == "check-config":
+            print(check_config(config, source=str(args.config)))
+            return EXIT_OK
         if args.command == "simulate":
             from gateway.simulation.site import run_simulation
 

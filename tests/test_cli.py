@@ -91,3 +91,35 @@ def test_a_stop_that_hangs_escalates_and_never_hangs_the_process(
     assert logged in errors
     assert "stubborn-child" in errors
     assert ("stopped" in out) == (exit_code == 0)
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "depot.toml"
+
+
+def test_check_config_accepts_the_depot_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "valid: 14 chargers (2 mqtt, 4 rtu, 2 rtu-over-tcp, 6 tcp), 1 meters, 3 circuits" in out
+
+
+def test_check_config_names_every_problem_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    # A profile that does not exist, and phase switching on a charger that cannot switch.
+    text = text.replace('profile = "abb-terra-ac"', 'profile = "abb-terra-dc"', 1)
+    text = text.replace(
+        'id = "DEPOT-A01"\nprofile = "keba-p30"',
+        'id = "DEPOT-A01"\nprofile = "keba-p30"\nphase_switching = true',
+    )
+    config = tmp_path / "depot.toml"
+    config.write_text(text, encoding="utf-8")
+    assert main(["check-config", str(config)]) == EXIT_USAGE
+    errors = capsys.readouterr().err
+    assert f"configuration error: {config}:" in errors
+    assert "chargers[6].profile: no charger profile named 'abb-terra-dc'" in errors
+    # The profile check comes first: fix it, and the phase-switching one shows.
+    config.write_text(text.replace("abb-terra-dc", "abb-terra-ac"), encoding="utf-8")
+    assert main(["check-config", str(config)]) == EXIT_USAGE
+    errors = capsys.readouterr().err
+    assert "chargers[0].phase_switching: keba-p30 cannot switch phases" in errors
