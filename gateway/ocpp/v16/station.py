@@ -57,7 +57,7 @@ from gateway.core.events import (
 from gateway.core.session import Session, StopReason
 from gateway.core.site import CONNECTOR_ID, RemoteStartRefused, Site
 from gateway.core.status import ConnectorStatus
-from gateway.ocpp import Call, Codec, JsonObject
+from gateway.ocpp import Codec, JsonObject
 from gateway.ocpp.authorization import (
     DEFAULT_CACHE_CAPACITY,
     AuthorizationCache,
@@ -67,11 +67,11 @@ from gateway.ocpp.authorization import (
     IdTagInfo,
     LocalList,
     UpdateStatus,
-    decide,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
-from gateway.ocpp.connection import CallErrorReply, OcppClientConnection
+from gateway.ocpp.connection import OcppClientConnection
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
+from gateway.ocpp.station import StationCore
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
@@ -187,7 +187,7 @@ def sampled_values(reading: ChargerReading, phases: int, context: str) -> list[J
     return values
 
 
-class Station16:
+class Station16(StationCore):
     """The OCPP 1.6J charge point of one charger. `run()` until cancelled.
 
     With a `store`, the transaction queue, the authorization cache and the local list are
@@ -255,40 +255,6 @@ class Station16:
         }
         self._log = {"charger_id": charger_id}
 
-    @property
-    def accepted(self) -> bool:
-        """Whether the central system has accepted the BootNotification."""
-        return self._accepted.is_set()
-
-    @property
-    def outbox(self) -> TransactionOutbox:
-        """The transaction queue (once `run()` has loaded it)."""
-        if self._outbox is None:
-            raise RuntimeError("the station is not running")
-        return self._outbox
-
-    async def wait_loaded(self) -> None:
-        """Until `run()` has loaded the durable state and taken over authorization."""
-        await self._loaded.wait()
-
-    async def run(self) -> None:
-        store = self._given_store or await Store.open(":memory:")
-        try:
-            await self._load(store)
-            self._site.set_authorizer(self.charger_id, self)
-            self._loaded.set()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.connection.run(), name=f"ocpp-{self.charger_id}")
-                tasks.create_task(self._register_then_heartbeat(), name=f"boot-{self.charger_id}")
-                tasks.create_task(self._forward_events(), name=f"events-{self.charger_id}")
-                tasks.create_task(self._forward_statuses(), name=f"status-{self.charger_id}")
-                tasks.create_task(self._send_queued_forever(), name=f"queue-{self.charger_id}")
-        finally:
-            self._site.set_authorizer(self.charger_id, None)
-            self._site.unsubscribe(self._events)
-            if self._given_store is None:
-                await store.close()
-
     async def _load(self, store: Store) -> None:
         self._store = store
         outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
@@ -331,11 +297,6 @@ class Station16:
             allow_offline_tx_for_unknown_id=config.allow_offline_tx_for_unknown_id,
         )
 
-    @property
-    def online(self) -> bool:
-        """Registered with, and connected to, the central system."""
-        return self.accepted and self.connection.connected
-
     async def authorize(self, charger_id: str, id_tag: str) -> bool:
         """Decide on an identifier presented at the charger: Authorize.req online, the local
         list and cache (per the configuration keys) offline or when Authorize fails."""
@@ -356,16 +317,6 @@ class Station16:
             extra={**self._log, "online": online, "decision": decision.value},
         )
         return decision is Decision.ACCEPT
-
-    def _decide(self, id_tag: str, *, online: bool) -> Decision:
-        return decide(
-            id_tag,
-            online=online,
-            now=self._clock.now(),
-            keys=self._authorization_keys(),
-            local_list=self.local_list,
-            cache=self.cache,
-        )
 
     async def _learn(self, id_tag: str, info: IdTagInfo) -> None:
         """Cache an answer of the central system (never for identifiers on the list)."""
@@ -692,13 +643,6 @@ class Station16:
                 await self._site.withhold_energy(self.charger_id, session.connector_id)
 
     # --- calls from the central system ----------------------------------------------------
-
-    async def _on_call(self, call: Call) -> JsonObject:
-        handler = self._handlers.get(call.action)
-        if handler is None:
-            raise CallErrorReply("NotSupported", f"{call.action} is not supported")
-        logger.info("← %s", call.action, extra=self._log)
-        return await handler(call.payload)
 
     async def _on_remote_start(self, payload: JsonObject) -> JsonObject:
         connector_id = int(payload.get("connectorId", CONNECTOR_ID))
