@@ -10,12 +10,15 @@ version-specific hooks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from gateway.core.clock import Clock
 from gateway.core.events import SiteEvent
+from gateway.core.session import StopReason
 from gateway.core.site import Site
 from gateway.ocpp import Call, JsonObject
 from gateway.ocpp.authorization import (
@@ -26,10 +29,16 @@ from gateway.ocpp.authorization import (
     decide,
 )
 from gateway.ocpp.connection import CallErrorReply, OcppClientConnection
-from gateway.ocpp.transaction_queue import TransactionOutbox
-from gateway.store import Store
+from gateway.ocpp.rpc import CallFailed, ConnectionLost
+from gateway.ocpp.transaction_queue import TransactionOutbox, retry_wait_s
+from gateway.store import OutboxMessage, Store
 
 logger = logging.getLogger(__name__)
+
+BOOT_RETRY_WITHOUT_INTERVAL_S: Final = 60.0
+"""Retry wait when a Pending/Rejected boot gives interval 0, or the call failed: the order of
+magnitude of a default heartbeat interval, so a central system that is struggling is not
+hammered."""
 
 
 class StationCore(ABC):
@@ -45,6 +54,8 @@ class StationCore(ABC):
     _clock: Clock
     _events: asyncio.Queue[SiteEvent]
     _accepted: asyncio.Event
+    _settings_changed: asyncio.Event
+    """Set when the central system changes a setting (the heartbeat interval among them)."""
     _loaded: asyncio.Event
     _handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]]
     _log: dict[str, str]
@@ -99,7 +110,108 @@ class StationCore(ABC):
         """Load the queue and the authorization data from `store`."""
 
     @abstractmethod
-    async def _register_then_heartbeat(self) -> None: ...
+    def _boot_payload(self) -> JsonObject: ...
+
+    @abstractmethod
+    async def _report_statuses(self) -> None:
+        """Report every connector's status (after the boot is accepted)."""
+
+    @abstractmethod
+    def _heartbeat_interval_s(self) -> int: ...
+
+    @abstractmethod
+    def _set_heartbeat_interval_s(self, seconds: int) -> None: ...
+
+    @abstractmethod
+    def _retry_policy(self) -> tuple[int, float]:
+        """Transaction messages: (attempts, retry interval in s), from this version's keys."""
+
+    @abstractmethod
+    def _stop_on_invalid_id(self) -> bool:
+        """Stop a session whose identifier the central system refuses after its start?"""
+
+    @abstractmethod
+    def _wire_action(self, message: OutboxMessage) -> str:
+        """The action a queued message is sent as."""
+
+    async def _register_then_heartbeat(self) -> None:
+        while True:
+            await self.connection.wait_connected()
+            try:
+                result = await self.connection.call(
+                    "BootNotification", self._boot_payload(), urgent=True
+                )
+            except ConnectionLost:
+                continue
+            except CallFailed as error:
+                logger.warning("BootNotification failed: %s", error, extra=self._log)
+                await asyncio.sleep(BOOT_RETRY_WITHOUT_INTERVAL_S)
+                continue
+            status, interval = result["status"], int(result["interval"])
+            logger.info("BootNotification %s", status, extra={**self._log, "interval_s": interval})
+            if status == "Accepted":
+                if interval > 0:
+                    self._set_heartbeat_interval_s(interval)
+                break
+            await asyncio.sleep(interval if interval > 0 else BOOT_RETRY_WITHOUT_INTERVAL_S)
+        await self._report_statuses()
+        self._accepted.set()
+        await self._heartbeat_forever()
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            interval = self._heartbeat_interval_s()
+            self._settings_changed.clear()
+            timeout = interval if interval > 0 else None  # 0 turns heartbeats off
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._settings_changed.wait()
+                continue  # a setting changed: start a new wait with the current interval
+            if not self.connection.connected:
+                continue  # nobody to tell; a heartbeat queued for later would be stale
+            try:
+                await self.connection.call("Heartbeat", {})
+            except CallFailed as error:
+                logger.warning("Heartbeat failed: %s", error, extra=self._log)
+
+    async def _transmission_failed(self, message: OutboxMessage, error: CallFailed) -> None:
+        """A queued message was not processed: count the attempt, and wait before the next
+        one, or drop the message after the last (the version's attempts and interval keys)."""
+        updated = await self.outbox.failed(message)
+        attempts, interval_s = self._retry_policy()
+        if updated.failures >= attempts:
+            await self.outbox.drop(updated, f"given up after {updated.failures} attempts: {error}")
+            return
+        wait = retry_wait_s(interval_s, updated.failures)
+        logger.warning(
+            "%s failed (%s); retrying in %d s",
+            self._wire_action(message),
+            error,
+            wait,
+            extra={**self._log, "session_id": message.session_id, "failures": updated.failures},
+        )
+        await asyncio.sleep(wait)
+
+    async def _refused_after_start(self, session_id: str) -> None:
+        """The central system did not accept the identifier of a started session (typically
+        one started offline): stop it, or only cut its energy, per the version's key
+        (StopTransactionOnInvalidId, TxCtrlr.StopTxOnInvalidId)."""
+        session = self._site.connector(self.charger_id).session
+        if session is None or session.id != session_id:
+            return  # already over; its end is queued
+        stop = self._stop_on_invalid_id()
+        logger.warning(
+            "identifier refused after the start: %s",
+            "stopping the session" if stop else "cutting the energy",
+            extra={**self._log, "session_id": session_id},
+        )
+        with contextlib.suppress(LookupError):
+            if stop:
+                await self._site.stop_session(
+                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
+                )
+            else:
+                await self._site.withhold_energy(self.charger_id, session.connector_id)
 
     @abstractmethod
     async def _forward_events(self) -> None: ...

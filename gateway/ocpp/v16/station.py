@@ -77,7 +77,6 @@ from gateway.ocpp.transaction_queue import (
     DEFAULT_REPLAY_INTERVAL_S,
     ReplayPacer,
     TransactionOutbox,
-    retry_wait_s,
 )
 from gateway.ocpp.v16.configuration import StationConfiguration
 from gateway.store import OutboxMessage, Store
@@ -104,11 +103,6 @@ INBOUND_ACTIONS: Final = (
     "RemoteStopTransaction",
     "SendLocalList",
 )
-
-BOOT_RETRY_WITHOUT_INTERVAL_S: Final = 60.0
-"""Retry wait when a Pending/Rejected BootNotification.conf gives interval 0, or the call
-failed: the 1.6 default HeartbeatInterval order of magnitude, so a central system that is
-struggling is not hammered."""
 
 STATUS_16: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.AVAILABLE: "Available",
@@ -237,7 +231,7 @@ class Station16(StationCore):
         self._status_events: asyncio.Queue[SiteEvent] = asyncio.Queue()
         self._accepted = asyncio.Event()
         self._loaded = asyncio.Event()
-        self._configuration_changed = asyncio.Event()
+        self._settings_changed = asyncio.Event()
         self._statuses_reported_at: datetime | None = None
         self._last_reported: dict[int, str] = {}
         self._transaction_ids: dict[str, int | None] = {}
@@ -286,6 +280,24 @@ class Station16(StationCore):
                 await self._queue_stop(session)
 
     # --- Authorizer ------------------------------------------------------------------------
+
+    # --- settings the shared station logic reads ----------------------------------------
+
+    def _heartbeat_interval_s(self) -> int:
+        return self.configuration.heartbeat_interval_s
+
+    def _set_heartbeat_interval_s(self, seconds: int) -> None:
+        self.configuration.heartbeat_interval_s = seconds
+
+    def _retry_policy(self) -> tuple[int, float]:
+        config = self.configuration
+        return config.transaction_message_attempts, config.transaction_message_retry_interval_s
+
+    def _stop_on_invalid_id(self) -> bool:
+        return self.configuration.stop_transaction_on_invalid_id
+
+    def _wire_action(self, message: OutboxMessage) -> str:
+        return message.action
 
     def _authorization_keys(self) -> AuthorizationKeys:
         config = self.configuration
@@ -344,47 +356,7 @@ class Station16(StationCore):
             payload["firmwareVersion"] = self.identity.firmware_version
         return payload
 
-    async def _register_then_heartbeat(self) -> None:
-        while True:
-            await self.connection.wait_connected()
-            try:
-                result = await self.connection.call(
-                    "BootNotification", self._boot_payload(), urgent=True
-                )
-            except ConnectionLost:
-                continue
-            except CallFailed as error:
-                logger.warning("BootNotification failed: %s", error, extra=self._log)
-                await asyncio.sleep(BOOT_RETRY_WITHOUT_INTERVAL_S)
-                continue
-            status, interval = result["status"], int(result["interval"])
-            logger.info("BootNotification %s", status, extra={**self._log, "interval_s": interval})
-            if status == "Accepted":
-                if interval > 0:
-                    self.configuration.heartbeat_interval_s = interval
-                break
-            await asyncio.sleep(interval if interval > 0 else BOOT_RETRY_WITHOUT_INTERVAL_S)
-        await self._report_current_statuses()
-        self._accepted.set()
-        await self._heartbeat_forever()
-
-    async def _heartbeat_forever(self) -> None:
-        while True:
-            interval = self.configuration.heartbeat_interval_s
-            self._configuration_changed.clear()
-            timeout = interval if interval > 0 else None  # 0 turns heartbeats off
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._configuration_changed.wait()
-                continue  # the interval changed: start a new wait
-            if not self.connection.connected:
-                continue  # nobody to tell; a heartbeat queued for later would be stale
-            try:
-                await self.connection.call("Heartbeat", {})
-            except CallFailed as error:
-                logger.warning("Heartbeat failed: %s", error, extra=self._log)
-
-    async def _report_current_statuses(self) -> None:
+    async def _report_statuses(self) -> None:
         connector = self._site.connector(self.charger_id)
         self._statuses_reported_at = self._clock.now()
         if connector.status is None:
@@ -573,24 +545,6 @@ class Station16(StationCore):
             return None
         return {**message.payload, "transactionId": transaction_id}
 
-    async def _transmission_failed(self, message: OutboxMessage, error: CallFailed) -> None:
-        updated = await self.outbox.failed(message)
-        attempts = self.configuration.transaction_message_attempts
-        if updated.failures >= attempts:
-            await self.outbox.drop(updated, f"given up after {updated.failures} attempts: {error}")
-            return
-        wait = retry_wait_s(
-            self.configuration.transaction_message_retry_interval_s, updated.failures
-        )
-        logger.warning(
-            "%s failed (%s); retrying in %d s",
-            message.action,
-            error,
-            wait,
-            extra={**self._log, "session_id": message.session_id, "failures": updated.failures},
-        )
-        await asyncio.sleep(wait)
-
     async def _answered(self, message: OutboxMessage, result: JsonObject) -> None:
         if message.action != "StartTransaction":
             await self.outbox.answered(message)
@@ -620,27 +574,6 @@ class Station16(StationCore):
         )
         if status != AuthorizationStatus.ACCEPTED:
             await self._refused_after_start(message.session_id)
-
-    async def _refused_after_start(self, session_id: str) -> None:
-        """The central system did not accept the identifier of a started session (typically
-        one started offline): stop it, or only cut its energy (StopTransactionOnInvalidId)."""
-        connector = self._site.connector(self.charger_id)
-        session = connector.session
-        if session is None or session.id != session_id:
-            return  # already over; its StopTransaction is queued
-        stop = self.configuration.stop_transaction_on_invalid_id
-        logger.warning(
-            "identifier refused after the start: %s",
-            "stopping the session" if stop else "cutting the energy",
-            extra={**self._log, "session_id": session_id},
-        )
-        with contextlib.suppress(LookupError):
-            if stop:
-                await self._site.stop_session(
-                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
-                )
-            else:
-                await self._site.withhold_energy(self.charger_id, session.connector_id)
 
     # --- calls from the central system ----------------------------------------------------
 
@@ -689,7 +622,7 @@ class Station16(StationCore):
             self._site.set_connection_timeout(
                 self.charger_id, self.configuration.connection_timeout_s
             )
-        self._configuration_changed.set()
+        self._settings_changed.set()
 
     async def _on_clear_cache(self, payload: JsonObject) -> JsonObject:
         self.cache.clear()

@@ -39,7 +39,6 @@ Behaviour (OCPP 2.0.1, the core message set):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -78,7 +77,6 @@ from gateway.ocpp.transaction_queue import (
     TRANSACTION_EVENT,
     ReplayPacer,
     TransactionOutbox,
-    retry_wait_s,
 )
 from gateway.ocpp.v16.station import ChargePointIdentity, ocpp_timestamp, station_url
 from gateway.ocpp.v201 import device_model as dm
@@ -106,9 +104,6 @@ INBOUND_ACTIONS: Final = (
     "Reset",
     "SetVariables",
 )
-
-BOOT_RETRY_WITHOUT_INTERVAL_S: Final = 60.0
-"""Retry wait when a Pending/Rejected boot gives interval 0, or the call failed."""
 
 CONNECTOR_STATUS_201: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.AVAILABLE: "Available",
@@ -246,7 +241,7 @@ class Station201(StationCore):
         self._status_events: asyncio.Queue[StatusChanged] = asyncio.Queue()
         self._accepted = asyncio.Event()
         self._loaded = asyncio.Event()
-        self._variables_changed = asyncio.Event()
+        self._settings_changed = asyncio.Event()
         self._statuses_reported_at: datetime | None = None
         self._last_reported: str | None = None
         self._last_status: ConnectorStatus | None = None
@@ -299,6 +294,25 @@ class Station201(StationCore):
                 await self._queue_ended(session)
 
     # --- Authorizer ------------------------------------------------------------------------
+
+    # --- settings the shared station logic reads ----------------------------------------
+
+    def _heartbeat_interval_s(self) -> int:
+        return self.device_model.integer(dm.HEARTBEAT_INTERVAL)
+
+    def _set_heartbeat_interval_s(self, seconds: int) -> None:
+        self.device_model[dm.HEARTBEAT_INTERVAL] = seconds
+
+    def _retry_policy(self) -> tuple[int, float]:
+        model = self.device_model
+        return model.integer(dm.MESSAGE_ATTEMPTS), model.integer(dm.MESSAGE_ATTEMPT_INTERVAL)
+
+    def _stop_on_invalid_id(self) -> bool:
+        return self.device_model.flag(dm.STOP_TX_ON_INVALID_ID)
+
+    def _wire_action(self, message: OutboxMessage) -> str:
+        # Queued under the 1.6 names of their roles (see the queue), sent as TransactionEvent.
+        return "TransactionEvent"
 
     def _authorization_keys(self) -> AuthorizationKeys:
         model = self.device_model
@@ -355,47 +369,7 @@ class Station201(StationCore):
             station["firmwareVersion"] = self.identity.firmware_version
         return {"chargingStation": station, "reason": "PowerUp"}
 
-    async def _register_then_heartbeat(self) -> None:
-        while True:
-            await self.connection.wait_connected()
-            try:
-                result = await self.connection.call(
-                    "BootNotification", self._boot_payload(), urgent=True
-                )
-            except ConnectionLost:
-                continue
-            except CallFailed as error:
-                logger.warning("BootNotification failed: %s", error, extra=self._log)
-                await asyncio.sleep(BOOT_RETRY_WITHOUT_INTERVAL_S)
-                continue
-            status, interval = result["status"], int(result["interval"])
-            logger.info("BootNotification %s", status, extra={**self._log, "interval_s": interval})
-            if status == "Accepted":
-                if interval > 0:
-                    self.device_model[dm.HEARTBEAT_INTERVAL] = interval
-                break
-            await asyncio.sleep(interval if interval > 0 else BOOT_RETRY_WITHOUT_INTERVAL_S)
-        await self._report_current_status()
-        self._accepted.set()
-        await self._heartbeat_forever()
-
-    async def _heartbeat_forever(self) -> None:
-        while True:
-            interval = self.device_model.integer(dm.HEARTBEAT_INTERVAL)
-            self._variables_changed.clear()
-            timeout = interval if interval > 0 else None  # 0 turns heartbeats off
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._variables_changed.wait()
-                continue  # a variable changed: start a new wait with the current interval
-            if not self.connection.connected:
-                continue  # a heartbeat queued for later would be stale
-            try:
-                await self.connection.call("Heartbeat", {})
-            except CallFailed as error:
-                logger.warning("Heartbeat failed: %s", error, extra=self._log)
-
-    async def _report_current_status(self) -> None:
+    async def _report_statuses(self) -> None:
         connector = self._site.connector(self.charger_id)
         self._statuses_reported_at = self._clock.now()
         if connector.status is None:
@@ -596,23 +570,6 @@ class Station201(StationCore):
                 continue
             await self._answered(message, result)
 
-    async def _transmission_failed(self, message: OutboxMessage, error: CallFailed) -> None:
-        updated = await self.outbox.failed(message)
-        attempts = self.device_model.integer(dm.MESSAGE_ATTEMPTS)
-        if updated.failures >= attempts:
-            await self.outbox.drop(updated, f"given up after {updated.failures} attempts: {error}")
-            return
-        wait = retry_wait_s(
-            self.device_model.integer(dm.MESSAGE_ATTEMPT_INTERVAL), updated.failures
-        )
-        logger.warning(
-            "TransactionEvent failed (%s); retrying in %d s",
-            error,
-            wait,
-            extra={**self._log, "session_id": message.session_id, "failures": updated.failures},
-        )
-        await asyncio.sleep(wait)
-
     async def _answered(self, message: OutboxMessage, result: JsonObject) -> None:
         await self.outbox.answered_event(message)
         self._last_answered[message.session_id] = int(message.payload["seqNo"])
@@ -630,26 +587,6 @@ class Station201(StationCore):
         if status != AuthorizationStatus.ACCEPTED and event_type != "Ended":
             await self._refused_after_start(message.session_id)
 
-    async def _refused_after_start(self, session_id: str) -> None:
-        """The CSMS did not accept the idToken of a started transaction (typically one
-        started offline): stop it, or only cut its energy (TxCtrlr.StopTxOnInvalidId)."""
-        session = self._site.connector(self.charger_id).session
-        if session is None or session.id != session_id:
-            return  # already over; its Ended event is queued
-        stop = self.device_model.flag(dm.STOP_TX_ON_INVALID_ID)
-        logger.warning(
-            "idToken refused after the start: %s",
-            "stopping the transaction" if stop else "cutting the energy",
-            extra={**self._log, "session_id": session_id},
-        )
-        with contextlib.suppress(LookupError):
-            if stop:
-                await self._site.stop_session(
-                    self.charger_id, session.connector_id, StopReason.DEAUTHORIZED
-                )
-            else:
-                await self._site.withhold_energy(self.charger_id, session.connector_id)
-
     # --- calls from the CSMS ------------------------------------------------------------------
 
     async def _on_get_variables(self, payload: JsonObject) -> JsonObject:
@@ -662,7 +599,7 @@ class Station201(StationCore):
         """Apply a variable the CSMS set (the device model's `on_change`)."""
         if key == dm.EV_CONNECTION_TIMEOUT:
             self._site.set_connection_timeout(self.charger_id, float(value))
-        self._variables_changed.set()
+        self._settings_changed.set()
 
     async def _on_reset(self, payload: JsonObject) -> JsonObject:
         logger.info("Reset %s rejected", payload["type"], extra=self._log)
