@@ -30,8 +30,9 @@ from gateway.balancing.phases import PhaseSwitchSettings
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.core.site import ChargerSpec, Site
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S
+from gateway.ocpp.station import ChargePointIdentity
 from gateway.ocpp.v16.configuration import StationConfiguration
-from gateway.ocpp.v16.station import ChargePointIdentity, Station16
+from gateway.ocpp.v16.station import Station16
 from gateway.ocpp.v201.device_model import DeviceModel
 from gateway.ocpp.v201.station import Station201
 from gateway.southbound import Southbound

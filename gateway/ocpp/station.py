@@ -14,13 +14,16 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
+from urllib.parse import quote
 
-from gateway.core.clock import Clock
+from gateway.core.clock import Clock, SystemClock
 from gateway.core.events import SiteEvent
 from gateway.core.session import StopReason
 from gateway.core.site import Site
-from gateway.ocpp import Call, JsonObject
+from gateway.ocpp import Call, Codec, JsonObject
 from gateway.ocpp.authorization import (
     AuthorizationCache,
     AuthorizationKeys,
@@ -28,9 +31,10 @@ from gateway.ocpp.authorization import (
     LocalList,
     decide,
 )
+from gateway.ocpp.backoff import ReconnectBackoff
 from gateway.ocpp.connection import CallErrorReply, OcppClientConnection
 from gateway.ocpp.rpc import CallFailed, ConnectionLost
-from gateway.ocpp.transaction_queue import TransactionOutbox, retry_wait_s
+from gateway.ocpp.transaction_queue import ReplayPacer, TransactionOutbox, retry_wait_s
 from gateway.store import OutboxMessage, Store
 
 logger = logging.getLogger(__name__)
@@ -41,24 +45,74 @@ magnitude of a default heartbeat interval, so a central system that is strugglin
 hammered."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChargePointIdentity:
+    """What BootNotification says about the charge point (1.6 CiString limits apply and are
+    checked by the codec: vendor/model 20, serial 25, firmware 50 characters)."""
+
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+def station_url(base_url: str, identity: str) -> str:
+    """The central system's base URL + "/" + the percent-encoded identity."""
+    return base_url.rstrip("/") + "/" + quote(identity, safe="")
+
+
 class StationCore(ABC):
     """The version-independent half of a station; see the module docstring."""
 
-    charger_id: str
-    connection: OcppClientConnection
-    cache: AuthorizationCache
-    local_list: LocalList
-    _site: Site
-    _given_store: Store | None
-    _outbox: TransactionOutbox | None
-    _clock: Clock
-    _events: asyncio.Queue[SiteEvent]
-    _accepted: asyncio.Event
-    _settings_changed: asyncio.Event
-    """Set when the central system changes a setting (the heartbeat interval among them)."""
-    _loaded: asyncio.Event
     _handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]]
-    _log: dict[str, str]
+
+    def __init__(
+        self,
+        site: Site,
+        charger_id: str,
+        *,
+        base_url: str,
+        identity: ChargePointIdentity,
+        codec: Codec,
+        store: Store | None,
+        call_timeout_s: float,
+        backoff: ReconnectBackoff | None,
+        clock: Clock | None,
+        queue_limit: int,
+        replay_interval_s: float,
+        auth_cache_capacity: int,
+    ) -> None:
+        self.charger_id = charger_id
+        self.identity = identity
+        self.backoff = backoff or ReconnectBackoff()
+        """The upstream socket's reconnect back-off (tests shorten it)."""
+        self.queue_limit = queue_limit
+        self.pacer = ReplayPacer(replay_interval_s)
+        """The floor between queued transaction messages on the socket."""
+        self.cache = AuthorizationCache(auth_cache_capacity)
+        self.local_list = LocalList()
+        self._site = site
+        self._given_store = store
+        self._store: Store | None = None
+        self._outbox: TransactionOutbox | None = None
+        self._clock: Clock = clock or SystemClock()
+        self._phases = site.spec(charger_id).phases
+        self.connection = OcppClientConnection(
+            station_url(base_url, charger_id),
+            codec,
+            self._on_call,
+            identity=charger_id,
+            call_timeout_s=call_timeout_s,
+            backoff=self.backoff,
+        )
+        self._events: asyncio.Queue[SiteEvent] = site.subscribe(charger_id)
+        self._accepted = asyncio.Event()
+        self._loaded = asyncio.Event()
+        self._settings_changed = asyncio.Event()
+        """Set when the central system changes a setting (the heartbeat interval among them)."""
+        self._statuses_reported_at: datetime | None = None
+        self._last_sample_at: dict[str, float] = {}
+        self._log = {"charger_id": charger_id}
 
     @property
     def accepted(self) -> bool:

@@ -39,13 +39,11 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import quote
 
 from gateway.core.charger import ChargerReading
-from gateway.core.clock import Clock, SystemClock
+from gateway.core.clock import Clock
 from gateway.core.events import (
     ChargerConnectivityChanged,
     SessionEnded,
@@ -60,22 +58,18 @@ from gateway.core.status import ConnectorStatus
 from gateway.ocpp import Codec, JsonObject
 from gateway.ocpp.authorization import (
     DEFAULT_CACHE_CAPACITY,
-    AuthorizationCache,
     AuthorizationKeys,
     AuthorizationStatus,
     Decision,
     IdTagInfo,
-    LocalList,
     UpdateStatus,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
-from gateway.ocpp.connection import OcppClientConnection
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
-from gateway.ocpp.station import StationCore
+from gateway.ocpp.station import ChargePointIdentity, StationCore
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
-    ReplayPacer,
     TransactionOutbox,
 )
 from gateway.ocpp.v16.configuration import StationConfiguration
@@ -123,22 +117,6 @@ def codec16() -> Codec:
     """The 1.6 codec of every station: the actions above are supported, every other 1.6
     action is NotSupported."""
     return Codec(SUBPROTOCOL, supported_actions=OUTBOUND_ACTIONS + INBOUND_ACTIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class ChargePointIdentity:
-    """What BootNotification says about the charge point (1.6 CiString limits apply and are
-    checked by the codec: vendor/model 20, serial 25, firmware 50 characters)."""
-
-    vendor: str
-    model: str
-    serial_number: str | None = None
-    firmware_version: str | None = None
-
-
-def station_url(base_url: str, identity: str) -> str:
-    """The central system's base URL + "/" + the percent-encoded identity."""
-    return base_url.rstrip("/") + "/" + quote(identity, safe="")
 
 
 def ocpp_timestamp(at: datetime) -> str:
@@ -203,41 +181,26 @@ class Station16(StationCore):
         replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
         auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
     ) -> None:
-        self.charger_id = charger_id
-        self.identity = identity
-        self.configuration = configuration
-        self.backoff = backoff or ReconnectBackoff()
-        """The upstream socket's reconnect back-off (tests shorten it)."""
-        self.queue_limit = queue_limit
-        self.pacer = ReplayPacer(replay_interval_s)
-        """The floor between queued transaction messages on the socket."""
-        self.cache = AuthorizationCache(auth_cache_capacity)
-        self.local_list = LocalList()
-        self._site = site
-        self._given_store = store
-        self._store: Store | None = None
-        self._outbox: TransactionOutbox | None = None
-        self._clock: Clock = clock or SystemClock()
-        self._phases = site.spec(charger_id).phases
-        self.connection = OcppClientConnection(
-            station_url(base_url, charger_id),
-            codec16(),
-            self._on_call,
-            identity=charger_id,
+        super().__init__(
+            site,
+            charger_id,
+            base_url=base_url,
+            identity=identity,
+            codec=codec16(),
+            store=store,
             call_timeout_s=call_timeout_s,
-            backoff=self.backoff,
+            backoff=backoff,
+            clock=clock,
+            queue_limit=queue_limit,
+            replay_interval_s=replay_interval_s,
+            auth_cache_capacity=auth_cache_capacity,
         )
-        self._events = site.subscribe(charger_id)
+        self.configuration = configuration
         self._status_events: asyncio.Queue[SiteEvent] = asyncio.Queue()
-        self._accepted = asyncio.Event()
-        self._loaded = asyncio.Event()
-        self._settings_changed = asyncio.Event()
-        self._statuses_reported_at: datetime | None = None
         self._last_reported: dict[int, str] = {}
         self._transaction_ids: dict[str, int | None] = {}
         """Session id → upstream transactionId (None while its StartTransaction is queued),
         for every session whose StartTransaction was queued, this run or before."""
-        self._last_sample_at: dict[str, float] = {}
         self._handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]] = {
             "RemoteStartTransaction": self._on_remote_start,
             "RemoteStopTransaction": self._on_remote_stop,
@@ -247,7 +210,6 @@ class Station16(StationCore):
             "SendLocalList": self._on_send_local_list,
             "GetLocalListVersion": self._on_get_local_list_version,
         }
-        self._log = {"charger_id": charger_id}
 
     async def _load(self, store: Store) -> None:
         self._store = store

@@ -46,7 +46,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from gateway.core.charger import ChargerReading
-from gateway.core.clock import Clock, SystemClock
+from gateway.core.clock import Clock
 from gateway.core.events import (
     SessionEnded,
     SessionMeterSampled,
@@ -60,25 +60,21 @@ from gateway.core.status import ConnectorStatus
 from gateway.ocpp import Codec, JsonObject
 from gateway.ocpp.authorization import (
     DEFAULT_CACHE_CAPACITY,
-    AuthorizationCache,
     AuthorizationKeys,
     AuthorizationStatus,
     Decision,
     IdTagInfo,
-    LocalList,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
-from gateway.ocpp.connection import OcppClientConnection
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
-from gateway.ocpp.station import StationCore
+from gateway.ocpp.station import ChargePointIdentity, StationCore
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
     TRANSACTION_EVENT,
-    ReplayPacer,
     TransactionOutbox,
 )
-from gateway.ocpp.v16.station import ChargePointIdentity, ocpp_timestamp, station_url
+from gateway.ocpp.v16.station import ocpp_timestamp
 from gateway.ocpp.v201 import device_model as dm
 from gateway.ocpp.v201.device_model import DeviceModel, VariableKey
 from gateway.store import OutboxMessage, Store
@@ -212,37 +208,24 @@ class Station201(StationCore):
         replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
         auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
     ) -> None:
-        self.charger_id = charger_id
-        self.identity = identity
+        super().__init__(
+            site,
+            charger_id,
+            base_url=base_url,
+            identity=identity,
+            codec=codec201(),
+            store=store,
+            call_timeout_s=call_timeout_s,
+            backoff=backoff,
+            clock=clock,
+            queue_limit=queue_limit,
+            replay_interval_s=replay_interval_s,
+            auth_cache_capacity=auth_cache_capacity,
+        )
         self.device_model = device_model
         device_model.on_change = self.variable_changed
-        self.backoff = backoff or ReconnectBackoff()
-        """The upstream socket's reconnect back-off (tests shorten it)."""
-        self.queue_limit = queue_limit
-        self.pacer = ReplayPacer(replay_interval_s)
-        self.cache = AuthorizationCache(auth_cache_capacity)
-        self.local_list = LocalList()
-        """Empty: SendLocalList is not supported on 2.0.1 yet (GetLocalListVersion says 0)."""
-        self._site = site
-        self._given_store = store
-        self._store: Store | None = None
-        self._outbox: TransactionOutbox | None = None
-        self._clock: Clock = clock or SystemClock()
-        self._phases = site.spec(charger_id).phases
-        self.connection = OcppClientConnection(
-            station_url(base_url, charger_id),
-            codec201(),
-            self._on_call,
-            identity=charger_id,
-            call_timeout_s=call_timeout_s,
-            backoff=self.backoff,
-        )
-        self._events = site.subscribe(charger_id)
+        # `local_list` stays empty: SendLocalList is not supported on 2.0.1 yet.
         self._status_events: asyncio.Queue[StatusChanged] = asyncio.Queue()
-        self._accepted = asyncio.Event()
-        self._loaded = asyncio.Event()
-        self._settings_changed = asyncio.Event()
-        self._statuses_reported_at: datetime | None = None
         self._last_reported: str | None = None
         self._last_status: ConnectorStatus | None = None
         self._last_answered: dict[str, int | None] = {}
@@ -251,7 +234,6 @@ class Station201(StationCore):
         """Session id → the seqNo its next event gets, for the sessions seen this run."""
         self._charging_states: dict[str, str] = {}
         """Active session id → the chargingState last queued for it."""
-        self._last_sample_at: dict[str, float] = {}
         self._remote_starts: dict[str, tuple[int, str]] = {}
         """idToken → (remoteStartId, idToken type) of an accepted RequestStartTransaction
         whose transaction has not started yet."""
@@ -264,7 +246,6 @@ class Station201(StationCore):
             "ClearCache": self._on_clear_cache,
             "GetLocalListVersion": self._on_get_local_list_version,
         }
-        self._log = {"charger_id": charger_id}
 
     async def _load(self, store: Store) -> None:
         self._store = store
