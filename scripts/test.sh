@@ -20,14 +20,19 @@ step() {
     fi
 }
 
-# The MQTT tests run a real Mosquitto broker (Debian's package). The tests start and stop
-# their own brokers on free ports; the packaged service is not used.
-if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ]; then
-    echo "=== install: apt-get install mosquitto"
+# System packages the tests use as real peers, from Debian: Mosquitto (the MQTT tests start
+# and stop their own brokers on free ports; the packaged service is not used), and chromium
+# with its driver (the dashboard tests drive a headless browser).
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if ((${#missing[@]})); then
+    echo "=== install: apt-get install ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
     { "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq \
-        --no-install-recommends mosquitto; } >/dev/null \
-        || { echo "=== install: FAILED (mosquitto)"; exit 1; }
+        --no-install-recommends "${missing[@]}" fonts-dejavu-core; } >/dev/null \
+        || { echo "=== install: FAILED (${missing[*]})"; exit 1; }
 fi
 
 # Installing builds the Rust extension (release profile) into gateway/ as an editable

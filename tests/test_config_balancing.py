@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import Gateway
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.runtime import Gateway
 
 HEAD = """
 [upstream]

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.cli import Gateway
 from gateway.config import parse_config
 from gateway.meters import SimulatedMeter
 from gateway.modbus import SerialPair, SimulatedCharger, SimulatorServer
@@ -21,6 +20,7 @@ from gateway.modbus.serial_pair import PTY_LINE
 from gateway.mqtt import MqttConfig
 from gateway.mqtt.broker import LocalBroker
 from gateway.mqtt.simulator import EvgwSimulator
+from gateway.runtime import Gateway
 from gateway.simulation import SimulatedChargePoint
 from tests.ocpp.central_system_ocpp import OcppPackageCsms
 

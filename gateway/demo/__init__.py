@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Final, TextIO
 
-from gateway.cli import Gateway
 from gateway.config import ChargerSection, GatewayConfig, GatewaySection, UpstreamSection
 from gateway.demo.central_system import DemoCentralSystem
 from gateway.modbus import SimulatedCharger
+from gateway.runtime import Gateway
 
 SIMULATION_SPEED: Final = 30.0
 """Simulated seconds per real second, so an EV takes a visible share of its battery within a

@@ -220,8 +220,8 @@ async def run_simulation(
 ) -> None:
     """`evgw simulate`: run the gateway on `config` against simulators until cancelled or
     `duration_s` has passed."""
-    # Imported here: gateway.cli imports this module for the command.
-    from gateway.cli import Gateway
+    # Imported here: gateway.runtime is imported by the command that imports this module.
+    from gateway.runtime import Gateway
 
     with tempfile.TemporaryDirectory(prefix="evgw-simulate-") as directory:
         workdir = Path(directory)

@@ -14,7 +14,6 @@ import pytest
 
 from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, Circuit
 from gateway.balancing.planner import PlannerSettings
-from gateway.cli import Gateway
 from gateway.config import (
     ChargerSection,
     CircuitSection,
@@ -24,6 +23,7 @@ from gateway.config import (
 )
 from gateway.core.site import ChargerSpec, Site
 from gateway.modbus import ModbusCharger, ModbusTcpLink, SimulatedCharger
+from gateway.runtime import Gateway
 
 FUSE_A = 32.0
 CHARGERS = 4

@@ -9,9 +9,9 @@ from typing import Any
 
 from ocpp.v16 import call
 
-from gateway.cli import Gateway
 from gateway.modbus import SimulatedCharger
 from gateway.ocpp.authorization import AuthorizationCache, IdTagInfo
+from gateway.runtime import Gateway
 from gateway.store import Store
 from tests.ocpp.central_system_ocpp import OcppPackageCsms
 from tests.ocpp.test_offline_queue import fast_gateway, go_offline, wait_until

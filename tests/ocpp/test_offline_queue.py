@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
-from gateway.cli import Gateway
 from gateway.modbus import SimulatedCharger
 from gateway.ocpp.transaction_queue import (
     ReplayPacer,
@@ -21,6 +20,7 @@ from gateway.ocpp.transaction_queue import (
     overflow_victims,
     retry_wait_s,
 )
+from gateway.runtime import Gateway
 from gateway.store import OutboxMessage, Store
 from tests.ocpp.central_system_ocpp import SAFETY_DEADLINE_S, OcppPackageCsms, Received
 from tests.ocpp.test_station16 import CHARGER_ID, has_status, running_gateway

@@ -13,9 +13,9 @@ import pytest
 from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
 
-from gateway.cli import Gateway
 from gateway.config import ChargerSection, GatewayConfig, GatewaySection, UpstreamSection
 from gateway.modbus import SimulatedCharger
+from gateway.runtime import Gateway
 from gateway.store import Store
 from tests.ocpp.central_system_ocpp import OcppPackageCsms, Received
 

@@ -15,12 +15,12 @@ import pytest
 from ocpp.exceptions import NotSupportedError
 from ocpp.v201 import call
 
-from gateway.cli import Gateway
 from gateway.config import ChargerSection, GatewayConfig, GatewaySection, UpstreamSection
 from gateway.modbus import SimulatedCharger
 from gateway.ocpp.transaction_queue import TransactionOutbox
 from gateway.ocpp.v201.device_model import AttributeStatus, DeviceModel
 from gateway.ocpp.v201.station import Station201
+from gateway.runtime import Gateway
 from gateway.store import Store
 from tests.ocpp.central_system_ocpp import SAFETY_DEADLINE_S, Received
 from tests.ocpp.central_system_ocpp201 import Csms201
