@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.core.charger import ChargerReading, OcppErrorCode
+from gateway.core.reservations import Reservation, ReservationEndReason
 from gateway.core.session import Session
 from gateway.core.status import ConnectorStatus
 
@@ -76,7 +77,25 @@ class AuthorizationRequested:
     id_tag: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReservationEnded:
+    """A reservation is over: used by a session, expired, cancelled or removed."""
+
+    reservation: Reservation
+    reason: ReservationEndReason
+    at: datetime
+
+    @property
+    def charger_id(self) -> str:
+        return self.reservation.charger_id
+
+
 SiteEvent = (
-    StatusChanged | ChargerConnectivityChanged | SessionStarted | SessionMeterSampled | SessionEnded
+    StatusChanged
+    | ChargerConnectivityChanged
+    | SessionStarted
+    | SessionMeterSampled
+    | SessionEnded
+    | ReservationEnded
 )
 ConnectorEffect = SiteEvent | AuthorizationRequested

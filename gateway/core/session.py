@@ -50,6 +50,9 @@ class Session:
     meter_stop_wh: float | None = None
     stop_reason: StopReason | None = None
     upstream_transaction_id: str | None = None
+    reservation_id: int | None = None
+    """The reservation this session used (`gateway.core.reservations`), if any; not kept in
+    the ledger (only the session's start message upstream carries it)."""
 
     @property
     def active(self) -> bool:

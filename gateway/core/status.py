@@ -23,6 +23,8 @@ class ConnectorStatus(StrEnum):
     FINISHING = "Finishing"
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
+    RESERVED = "Reserved"
+    """Otherwise Available, but held for a reservation (`gateway.core.reservations`)."""
 
 
 # The pilot states in which the EVSE withholds current (PWM off) although a vehicle is there.
@@ -34,14 +36,17 @@ def derive_status(
     *,
     online: bool,
     session_active: bool,
+    operative: bool = True,
     offer_acknowledged: bool,
     finishing: bool,
     start_pending: bool,
+    reserved: bool = False,
 ) -> ConnectorStatus:
     """The status a connector shows.
 
     - An unreachable charger is Unavailable: the gateway cannot tell its state, and it cannot
       start or stop charging there (Faulted is kept for faults the charger itself reports).
+      So is one taken out of service (`operative` false), unless it reports a fault.
     - A session whose charging offer the charger has not yet confirmed stays Preparing, so a
       stale reading from before the enable never shows up as a suspension.
     - In a session, an EVSE that withholds current (disabled, 0 A, or B1/C1/D1) is
@@ -51,6 +56,8 @@ def derive_status(
         return ConnectorStatus.UNAVAILABLE
     if reading.cp_state.faulted or reading.error_code != 0:
         return ConnectorStatus.FAULTED
+    if not operative:
+        return ConnectorStatus.UNAVAILABLE
     if session_active:
         if not offer_acknowledged:
             return ConnectorStatus.PREPARING
@@ -63,4 +70,4 @@ def derive_status(
         return ConnectorStatus.FINISHING
     if reading.cp_state.vehicle_connected or start_pending:
         return ConnectorStatus.PREPARING
-    return ConnectorStatus.AVAILABLE
+    return ConnectorStatus.RESERVED if reserved else ConnectorStatus.AVAILABLE

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any, Final, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import Frame
 from websockets.typing import Subprotocol as WsSubprotocol
 
 from gateway.ocpp import Call, Codec, JsonObject
@@ -31,7 +34,9 @@ from gateway.ocpp.rpc import (
     OutboundCall,
     ReplyWith,
     RpcEndpoint,
+    RpcStats,
 )
+from gateway.ocpp.security import basic_authorization
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,11 @@ enough to be negligible traffic; SteVe pings every 15 min, so the client side mu
 DEFAULT_PING_TIMEOUT_S: Final = 30.0
 OPEN_TIMEOUT_S: Final = 10.0
 """websockets' default for the TCP + TLS + HTTP upgrade."""
+CLOSE_TIMEOUT_S: Final = 5.0
+"""How long a closing handshake may take before the TCP connection is dropped. After a
+missing pong the peer is presumed dead and cannot answer the close either: half websockets'
+10 s default brings the socket back sooner, and a live central system answers a close in
+well under a second."""
 
 
 class CallErrorReply(Exception):
@@ -56,6 +66,53 @@ InboundHandler = Callable[[Call], Awaitable[JsonObject]]
 """Handles one inbound CALL; returns the CALLRESULT payload or raises `CallErrorReply`."""
 ConnectionListener = Callable[[bool], None]
 """Told True when a connection is up (subprotocol agreed), False when it went down."""
+FailureListener = Callable[[BaseException], None]
+"""Told why a connection attempt or a connection failed (before the back-off wait)."""
+
+
+FollowUp = Callable[[], Coroutine[Any, Any, None]]
+_follow_ups: ContextVar[list[FollowUp] | None] = ContextVar("_follow_ups", default=None)
+_orphans: set[asyncio.Task[None]] = set()
+
+
+def after_answer(follow_up: FollowUp) -> None:
+    """From inside an inbound-CALL handler: run `follow_up` as a task once the answer to
+    that CALL has been sent (a triggered message must follow its TriggerMessage response).
+    Outside a handler it is scheduled at once."""
+    pending = _follow_ups.get()
+    if pending is not None:
+        pending.append(follow_up)
+        return
+    task = asyncio.get_running_loop().create_task(follow_up())
+    _orphans.add(task)
+    task.add_done_callback(_orphans.discard)
+
+
+class _RedactSecrets(logging.Filter):
+    """websockets logs the handshake's headers and every frame at DEBUG. The basic-auth
+    header carries the station's password and a ChangeConfiguration/SetVariables frame may
+    carry a new one, and neither may reach a log: the header's value and the frames'
+    contents are replaced (a frame keeps its type and size)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple):
+            return True
+        if any(isinstance(arg, str) and arg.lower() == "authorization" for arg in args):
+            record.args = (*args[:-1], "[redacted]")
+        elif any(isinstance(arg, Frame) for arg in args):
+            record.args = tuple(
+                f"{arg.opcode.name} [{len(arg.data)} bytes, contents not logged]"
+                if isinstance(arg, Frame)
+                else arg
+                for arg in args
+            )
+        return True
+
+
+websocket_logger = logging.getLogger("gateway.ocpp.websocket")
+"""The logger handed to websockets for the upstream sockets (Authorization redacted)."""
+websocket_logger.addFilter(_RedactSecrets())
 
 
 class OcppClientConnection:
@@ -73,7 +130,14 @@ class OcppClientConnection:
         ping_interval_s: float | None = DEFAULT_PING_INTERVAL_S,
         ping_timeout_s: float | None = DEFAULT_PING_TIMEOUT_S,
         listener: ConnectionListener | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        password: Callable[[], str | None] | None = None,
+        on_failure: FailureListener | None = None,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
     ) -> None:
+        """`password` is asked before every connection attempt (a key the central system
+        changed applies from the next connection on); None or a None answer: no basic
+        auth. `ssl_context` is required for a wss:// URL to be checked as configured."""
         self.url = url
         self.identity = identity
         self._codec = codec
@@ -83,6 +147,10 @@ class OcppClientConnection:
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
         self._listener = listener
+        self._ssl_context = ssl_context
+        self._password = password
+        self._on_failure = on_failure
+        self._close_timeout_s = close_timeout_s
         self._waiters: dict[OutboundCall, asyncio.Future[None]] = {}
         self._wake_sender = asyncio.Event()
         self._connected = asyncio.Event()
@@ -92,6 +160,11 @@ class OcppClientConnection:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def stats(self) -> RpcStats:
+        """This identity's frame and failure counters (across reconnects)."""
+        return self._rpc.stats
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
@@ -126,10 +199,12 @@ class OcppClientConnection:
                     raise
                 except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as error:
                     logger.warning("upstream connection failed: %s", error, extra=self._log)
-                except Exception:
+                    self._failed(error)
+                except Exception as error:
                     # Whatever broke this connection must not end the identity's presence
                     # upstream: log it and reconnect like after any other failure.
                     logger.exception("upstream connection crashed", extra=self._log)
+                    self._failed(error)
                 delay = self._backoff.next_delay()
                 logger.info("reconnecting in %.1f s", delay, extra=self._log)
                 await asyncio.sleep(delay)
@@ -140,11 +215,28 @@ class OcppClientConnection:
                 task.cancel()
             await asyncio.gather(*self._handlers, return_exceptions=True)
 
+    def _failed(self, error: BaseException) -> None:
+        if self._on_failure is not None:
+            try:
+                self._on_failure(error)
+            except Exception:
+                logger.exception("failure listener failed", extra=self._log)
+
     async def _serve_one_connection(self) -> None:
+        password = self._password() if self._password is not None else None
+        headers = (
+            {"Authorization": basic_authorization(self.identity, password)}
+            if password is not None
+            else None
+        )
         async with connect(
             self.url,
             subprotocols=[WsSubprotocol(self._codec.subprotocol)],
+            additional_headers=headers,
+            ssl=self._ssl_context,
+            logger=websocket_logger,
             open_timeout=OPEN_TIMEOUT_S,
+            close_timeout=self._close_timeout_s,
             ping_interval=self._ping_interval_s,
             ping_timeout=self._ping_timeout_s,
             # OCPP 1.6J discourages compression beyond plain WebSocket (ocpp.md §2).
@@ -235,6 +327,8 @@ class OcppClientConnection:
                     logger.warning("frame ignored: %s", received.reason, extra=self._log)
 
     async def _handle(self, websocket: ClientConnection, call: Call) -> None:
+        follow_ups: list[FollowUp] = []
+        _follow_ups.set(follow_ups)  # this task's own context
         try:
             payload = await self._handler(call)
         except CallErrorReply as error:
@@ -250,6 +344,20 @@ class OcppClientConnection:
             logger.warning(
                 "connection closed before the answer to %s", call.action, extra=self._log
             )
+        for follow_up in follow_ups:
+            task = asyncio.create_task(
+                self._follow_up(call.action, follow_up), name=f"after-{call.action}"
+            )
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _follow_up(self, action: str, follow_up: FollowUp) -> None:
+        try:
+            await follow_up()
+        except CallFailed as error:
+            logger.warning("follow-up of %s failed: %s", action, error, extra=self._log)
+        except Exception:
+            logger.exception("follow-up of %s failed", action, extra=self._log)
 
     def _complete(self, outbound: OutboundCall) -> None:
         waiter = self._waiters.get(outbound)
@@ -262,4 +370,36 @@ class OcppClientConnection:
                 waiter.set_result(None)
 
 
-__all__ = ["CallErrorReply", "CallFailed", "InboundHandler", "OcppClientConnection"]
+class StationLink(Protocol):
+    """What a station needs of its way to the central system: its own `OcppClientConnection`,
+    or its share of one identity's connection (`gateway.ocpp.shared_station`)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def stats(self) -> RpcStats: ...
+
+    async def wait_connected(self) -> None: ...
+
+    async def call(
+        self, action: str, payload: JsonObject, *, urgent: bool = False
+    ) -> JsonObject: ...
+
+    async def run(self) -> None: ...
+
+
+__all__ = [
+    "CallErrorReply",
+    "CallFailed",
+    "InboundHandler",
+    "OcppClientConnection",
+    "StationLink",
+    "after_answer",
+]

@@ -19,7 +19,7 @@ receiving and sleeping to the caller (`gateway.ocpp.connection`):
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -114,6 +114,20 @@ Received = IncomingCall | CallCompleted | ReplyWith | Ignored
 
 
 @dataclass(slots=True)
+class RpcStats:
+    """Frames and failures of one endpoint since it was made, for the metrics
+    (`gateway.monitoring.metrics`): plain counters, bumped once per frame."""
+
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(action, "call" | "result" | "error") → frames we sent."""
+    received: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(action, "call" | "result" | "error") → valid frames the peer sent."""
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(action or "", kind) → failures: "timeout", "call_error" (the peer's CALLERROR to our
+    CALL), "invalid_result", "malformed" (a frame we could not use), "late_reply"."""
+
+
+@dataclass(slots=True)
 class _InFlight:
     outbound: OutboundCall
     deadline: float
@@ -127,6 +141,7 @@ class RpcEndpoint:
     codec: Codec
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     new_message_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    stats: RpcStats = field(default_factory=RpcStats)
     _queue: deque[OutboundCall] = field(default_factory=deque)
     _in_flight: _InFlight | None = None
 
@@ -172,6 +187,7 @@ class RpcEndpoint:
                 continue
             outbound.message_id = message_id
             outbound.sends += 1
+            self.stats.sent[(outbound.action, "call")] += 1
             self._in_flight = _InFlight(outbound, now + self.call_timeout_s)
             return frame, outbound
         return None
@@ -186,6 +202,7 @@ class RpcEndpoint:
         if in_flight is None or now < in_flight.deadline:
             return None
         self._in_flight = None
+        self.stats.errors[(in_flight.outbound.action, "timeout")] += 1
         if in_flight.outbound.done:  # cancelled meanwhile
             return None
         in_flight.outbound.error = CallTimedOut(
@@ -230,24 +247,32 @@ class RpcEndpoint:
             if in_flight is not None and error.message_id in pending:
                 # An invalid CALLRESULT to our CALL: "log it and treat the call as failed".
                 self._in_flight = None
+                self.stats.errors[(in_flight.outbound.action, "invalid_result")] += 1
                 if in_flight.outbound.done:
                     return Ignored(f"invalid reply to cancelled {in_flight.outbound.action}")
                 in_flight.outbound.error = InvalidCallResult(
                     f"{in_flight.outbound.action}: {error.code} {error.description}"
                 )
                 return CallCompleted(in_flight.outbound)
+            self.stats.errors[("", "malformed")] += 1
             reply = error.error_frame() if error.should_reply else None
             if reply is None:
                 return Ignored(f"{error.code}: {error.description}")
             return ReplyWith(reply, error)
         if isinstance(message, Call):
+            self.stats.received[(message.action, "call")] += 1
             return IncomingCall(message)
         if isinstance(message, CallResult | CallError):
             if in_flight is None or message.message_id not in pending:
+                self.stats.errors[("", "late_reply")] += 1
                 kind = "CALLRESULT" if isinstance(message, CallResult) else "CALLERROR"
                 return Ignored(f"late or unknown {kind} {message.message_id!r}")
             self._in_flight = None
             outbound = in_flight.outbound
+            reply_kind = "result" if isinstance(message, CallResult) else "error"
+            self.stats.received[(outbound.action, reply_kind)] += 1
+            if isinstance(message, CallError):
+                self.stats.errors[(outbound.action, "call_error")] += 1
             if outbound.done:
                 return Ignored(f"reply to cancelled {outbound.action} {message.message_id!r}")
             if isinstance(message, CallResult):
@@ -263,12 +288,16 @@ class RpcEndpoint:
         """The CALLRESULT frame for `call`. If our own payload fails the response schema (a
         bug), the peer gets an InternalError instead of an invalid frame."""
         try:
-            return self.codec.encode_result(call.message_id, call.action, payload)
+            frame = self.codec.encode_result(call.message_id, call.action, payload)
         except (OcppError, ValueError) as error:
+            self.stats.sent[(call.action, "error")] += 1
             return self.codec.encode_error(
                 call.message_id, "InternalError", f"invalid {call.action} response: {error}"
             )
+        self.stats.sent[(call.action, "result")] += 1
+        return frame
 
     def answer_error(self, call: Call, code: str, description: str = "") -> str:
         """The CALLERROR frame for `call`."""
+        self.stats.sent[(call.action, "error")] += 1
         return self.codec.encode_error(call.message_id, code, description)

@@ -116,6 +116,11 @@ class RecordingChargePoint(ChargePoint):  # type: ignore[misc]
         self._record("StopTransaction", **payload)
         return call_result.StopTransaction()
 
+    @handles(Action.security_event_notification)
+    def on_security_event(self, **payload: Any) -> Any:
+        self._record("SecurityEventNotification", **payload)
+        return call_result.SecurityEventNotification()
+
 
 @dataclass
 class OcppPackageCsms:

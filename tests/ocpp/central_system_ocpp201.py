@@ -79,6 +79,11 @@ class RecordingStation(ChargePoint):  # type: ignore[misc]
             return call_result.TransactionEvent()
         return call_result.TransactionEvent(id_token_info=self._id_token_info(id_token["id_token"]))
 
+    @handles(Action.security_event_notification)
+    def on_security_event(self, **payload: Any) -> Any:
+        self._record("SecurityEventNotification", **payload)
+        return call_result.SecurityEventNotification()
+
 
 @dataclass
 class Csms201:

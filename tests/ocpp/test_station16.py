@@ -191,12 +191,10 @@ async def test_unsupported_unknown_and_malformed_calls_get_call_errors(
         await csms.wait_for(CHARGER_ID, has_status("Available"))
         charge_point = csms.charge_points[CHARGER_ID]
         with pytest.raises(NotSupportedError):
+            # A firmware update cannot apply to a Modbus charger: NotSupported.
             await charge_point.call(
-                call.ReserveNow(
-                    connector_id=1,
-                    expiry_date="2030-01-01T00:00:00Z",
-                    id_tag="X",
-                    reservation_id=1,
+                call.UpdateFirmware(
+                    location="https://example.com/fw.bin", retrieve_date="2030-01-01T00:00:00Z"
                 ),
                 suppress=False,
             )

@@ -328,7 +328,9 @@ async def test_malformed_unknown_and_unsupported_calls_get_2_0_1_call_errors(
         await csms201.wait_for(CHARGER_ID, has_status("Available"))
         station = csms201.stations[CHARGER_ID]
         with pytest.raises(NotSupportedError):
-            await station.call(call.TriggerMessage(requested_message="Heartbeat"), suppress=False)
+            await station.call(
+                call.CustomerInformation(request_id=1, report=True, clear=False), suppress=False
+            )
         reset = await station.call(call.Reset(type="Immediate"))
         assert reset.status == "Rejected"
         await csms201.send_raw(CHARGER_ID, "this is not json")

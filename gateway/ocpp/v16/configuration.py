@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gateway.smart_charging.installed import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
+
 MEASURANDS = "Energy.Active.Import.Register,Current.Import,Power.Active.Import"
 """What our MeterValues carry (MeterValuesSampledData)."""
 
@@ -72,7 +74,20 @@ _KEYS: tuple[_Key, ...] = (
     _Key("SupportedFeatureProfiles", readonly=True),
     _Key("AuthorizeRemoteTxRequests", readonly=True),
     _Key("GetConfigurationMaxKeys", readonly=True),
+    # Security whitepaper: the basic-auth password is write-only (set by the station's
+    # ChangeConfiguration handler, which persists it; never shown), the profile read-only
+    # here (set by the gateway's configuration; no change over OCPP, so no downgrade).
+    _Key("AuthorizationKey", readonly=False),
+    _Key("SecurityProfile", readonly=True),
+    # Smart Charging and Reservation profiles (gateway/ocpp/v16/smart_charging.py).
+    _Key("ChargeProfileMaxStackLevel", readonly=True),
+    _Key("ChargingScheduleAllowedChargingRateUnit", readonly=True),
+    _Key("ChargingScheduleMaxPeriods", readonly=True),
+    _Key("MaxChargingProfilesInstalled", readonly=True),
+    _Key("ReserveConnectorZeroSupported", readonly=True),
 )
+WRITE_ONLY_KEYS = frozenset({"authorizationkey"})
+"""Keys GetConfiguration lists without a value."""
 _BY_NAME = {key.name.lower(): key for key in _KEYS}
 """Key names are case-insensitive in 1.6 (§9)."""
 
@@ -97,6 +112,7 @@ class StationConfiguration:
         transaction_message_attempts: int = 3,
         transaction_message_retry_interval_s: int = 60,
         on_change: Callable[[str, Any], None] | None = None,
+        security_profile: int = 0,
     ) -> None:
         # 1.6 §3.7 example values: 3 attempts, 60 s apart (ocpp.md §6); libocpp uses 3 x 30 s.
         self._values: dict[str, Any] = {
@@ -118,10 +134,22 @@ class StationConfiguration:
             "SendLocalListMaxLength": SEND_LOCAL_LIST_MAX_LENGTH,
             "MeterValuesSampledData": MEASURANDS,
             "NumberOfConnectors": 1,
-            "SupportedFeatureProfiles": "Core,LocalAuthListManagement",
+            # GetDiagnostics is served although the rest of FirmwareManagement (UpdateFirmware)
+            # cannot apply to a Modbus or MQTT charger, so that profile is not advertised.
+            "SupportedFeatureProfiles": (
+                "Core,LocalAuthListManagement,RemoteTrigger,SmartCharging,Reservation"
+            ),
             # Remote starts go straight to a session (no Authorize first).
             "AuthorizeRemoteTxRequests": False,
             "GetConfigurationMaxKeys": len(_KEYS),
+            "AuthorizationKey": None,
+            "SecurityProfile": security_profile,
+            "ChargeProfileMaxStackLevel": MAX_STACK_LEVEL,
+            "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+            "ChargingScheduleMaxPeriods": MAX_PERIODS,
+            "MaxChargingProfilesInstalled": MAX_PROFILES,
+            # Connector 0 reserves the charger's one connector.
+            "ReserveConnectorZeroSupported": True,
         }
         self._on_change = on_change
 
@@ -214,6 +242,8 @@ class StationConfiguration:
         return ChangeOutcome.ACCEPTED
 
     def _entry(self, key: _Key) -> dict[str, Any]:
+        if key.name.lower() in WRITE_ONLY_KEYS:
+            return {"key": key.name, "readonly": key.readonly}
         value = self._values[key.name]
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         return {"key": key.name, "readonly": key.readonly, "value": text}

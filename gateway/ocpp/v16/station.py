@@ -30,6 +30,10 @@ Behaviour (OCPP 1.6 ed. 2):
 - **From the central system.** RemoteStart/StopTransaction, Get/ChangeConfiguration,
   ClearCache, SendLocalList, GetLocalListVersion. Every other 1.6 action is answered
   NotSupported, an unknown one NotImplemented (by the codec).
+- **Smart Charging and Reservation** (`gateway.ocpp.v16.smart_charging`): Set/Clear
+  ChargingProfile, GetCompositeSchedule, ReserveNow, CancelReservation; a RemoteStart's
+  chargingProfile becomes the TxProfile of the session it starts; a StartTransaction that used
+  a reservation carries its reservationId.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from gateway.core.charger import ChargerReading
 from gateway.core.clock import Clock
@@ -65,14 +69,20 @@ from gateway.ocpp.authorization import (
     UpdateStatus,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
+from gateway.ocpp.connection import FollowUp, after_answer
+from gateway.ocpp.file_upload import UploadError, UploadRequest, location_problem, shown, upload
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
-from gateway.ocpp.station import ChargePointIdentity, StationCore
+from gateway.ocpp.security import UpstreamSecurity
+from gateway.ocpp.smart_charging import ProfileRefused
+from gateway.ocpp.station import ChargePointIdentity, DiagnosticsProvider, StationCore
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
     TransactionOutbox,
 )
+from gateway.ocpp.v16 import smart_charging as smart_charging_16
 from gateway.ocpp.v16.configuration import StationConfiguration
+from gateway.smart_charging import ProfileError
 from gateway.store import OutboxMessage, Store
 
 logger = logging.getLogger(__name__)
@@ -98,6 +108,23 @@ INBOUND_ACTIONS: Final = (
     "SendLocalList",
 )
 
+MAINTENANCE_ACTIONS: Final = (
+    "ChangeAvailability",
+    "DataTransfer",
+    "DiagnosticsStatusNotification",
+    "ExtendedTriggerMessage",
+    "FirmwareStatusNotification",
+    "GetDiagnostics",
+    "GetLog",
+    "LogStatusNotification",
+    "Reset",
+    "SecurityEventNotification",
+    "TriggerMessage",
+    "UnlockConnector",
+)
+"""Remote trigger, availability, diagnostics and the security whitepaper's messages (both
+directions; the section "maintenance and security" below)."""
+
 STATUS_16: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.AVAILABLE: "Available",
     ConnectorStatus.PREPARING: "Preparing",
@@ -107,6 +134,7 @@ STATUS_16: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.FINISHING: "Finishing",
     ConnectorStatus.UNAVAILABLE: "Unavailable",
     ConnectorStatus.FAULTED: "Faulted",
+    ConnectorStatus.RESERVED: "Reserved",
 }
 
 PHASES: Final = ("L1", "L2", "L3")
@@ -116,7 +144,13 @@ PHASES: Final = ("L1", "L2", "L3")
 def codec16() -> Codec:
     """The 1.6 codec of every station: the actions above are supported, every other 1.6
     action is NotSupported."""
-    return Codec(SUBPROTOCOL, supported_actions=OUTBOUND_ACTIONS + INBOUND_ACTIONS)
+    return Codec(
+        SUBPROTOCOL,
+        supported_actions=OUTBOUND_ACTIONS
+        + INBOUND_ACTIONS
+        + MAINTENANCE_ACTIONS
+        + smart_charging_16.INBOUND_ACTIONS,
+    )
 
 
 def ocpp_timestamp(at: datetime) -> str:
@@ -180,12 +214,16 @@ class Station16(StationCore):
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
         auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
+        security: UpstreamSecurity | None = None,
+        diagnostics: DiagnosticsProvider | None = None,
     ) -> None:
         super().__init__(
             site,
             charger_id,
             base_url=base_url,
             identity=identity,
+            security=security,
+            diagnostics=diagnostics,
             codec=codec16(),
             store=store,
             call_timeout_s=call_timeout_s,
@@ -210,6 +248,10 @@ class Station16(StationCore):
             "SendLocalList": self._on_send_local_list,
             "GetLocalListVersion": self._on_get_local_list_version,
         }
+        self._handlers.update(self._maintenance_handlers())
+        self._handlers.update(smart_charging_16.handlers(self))  # and reservations
+        self._diagnostics_status = "Idle"
+        self._availability_task: asyncio.Task[None] | None = None
 
     async def _load(self, store: Store) -> None:
         self._store = store
@@ -318,6 +360,9 @@ class Station16(StationCore):
             payload["firmwareVersion"] = self.identity.firmware_version
         return payload
 
+    def _forget_reported_statuses(self) -> None:
+        self._last_reported.clear()
+
     async def _report_statuses(self) -> None:
         connector = self._site.connector(self.charger_id)
         self._statuses_reported_at = self._clock.now()
@@ -414,6 +459,8 @@ class Station16(StationCore):
             "meterStart": round(session.meter_start_wh),
             "timestamp": ocpp_timestamp(session.started_at),
         }
+        if session.reservation_id is not None:
+            payload["reservationId"] = session.reservation_id
         self._last_sample_at.setdefault(session.id, self._clock.monotonic())
         queued = await self.outbox.append(
             session.id, "StartTransaction", payload, session.started_at
@@ -541,14 +588,18 @@ class Station16(StationCore):
 
     async def _on_remote_start(self, payload: JsonObject) -> JsonObject:
         connector_id = int(payload.get("connectorId", CONNECTOR_ID))
+        id_tag = str(payload["idTag"])
         if "chargingProfile" in payload:
-            logger.warning(
-                "RemoteStartTransaction charging profile ignored (smart charging not supported)",
-                extra=self._log,
-            )
+            # Applied as the TxProfile of the session this start begins (1.6 §5.11).
+            try:
+                self.smart_charging.expect_remote_start_profile(id_tag, payload["chargingProfile"])
+            except (ProfileError, ProfileRefused) as error:
+                logger.warning("RemoteStartTransaction rejected: %s", error, extra=self._log)
+                return {"status": "Rejected"}
         try:
-            await self._site.remote_start(self.charger_id, connector_id, str(payload["idTag"]))
+            await self._site.remote_start(self.charger_id, connector_id, id_tag)
         except (RemoteStartRefused, LookupError) as refusal:
+            self.smart_charging.forget_remote_start_profile(id_tag)
             logger.info("RemoteStartTransaction rejected: %s", refusal, extra=self._log)
             return {"status": "Rejected"}
         return {"status": "Accepted"}
@@ -573,6 +624,9 @@ class Station16(StationCore):
 
     async def _on_change_configuration(self, payload: JsonObject) -> JsonObject:
         key, value = str(payload["key"]), str(payload["value"])
+        if key.lower() == "authorizationkey":
+            refused = await self.change_password(value)
+            return {"status": "Rejected" if refused else "Accepted"}
         outcome = self.configuration.change(key, value)
         if outcome.value == "Accepted":
             self._apply_configuration(key)
@@ -633,3 +687,192 @@ class Station16(StationCore):
             },
         )
         return {"status": update.status.value}
+
+    # --- maintenance and security: TriggerMessage, ChangeAvailability, UnlockConnector, Reset,
+    # GetDiagnostics (GetLog, DataTransfer and the security events are StationCore's) ---------
+
+    def _maintenance_handlers(self) -> dict[str, Callable[[JsonObject], Awaitable[JsonObject]]]:
+        return {
+            "TriggerMessage": self._on_trigger_message,
+            "ExtendedTriggerMessage": self._on_extended_trigger_message,
+            "ChangeAvailability": self._on_change_availability,
+            "UnlockConnector": self._on_unlock_connector,
+            "Reset": self._on_reset,
+            "GetDiagnostics": self._on_get_diagnostics,
+        }
+
+    async def _on_trigger_message(self, payload: JsonObject) -> JsonObject:
+        requested = str(payload["requestedMessage"])
+        connector_id = payload.get("connectorId")
+        if connector_id is not None and int(connector_id) not in (0, CONNECTOR_ID):
+            return {"status": "Rejected"}
+        send: FollowUp | None = {
+            "BootNotification": self._triggered_boot,
+            "Heartbeat": self._triggered_heartbeat,
+            "StatusNotification": lambda: self._triggered_status(connector_id),
+            "MeterValues": self._triggered_meter_values,
+            "DiagnosticsStatusNotification": lambda: self._call_quietly(
+                "DiagnosticsStatusNotification", {"status": self._diagnostics_status}
+            ),
+            # Nothing ever updates the firmware of a Modbus or MQTT charger from here.
+            "FirmwareStatusNotification": lambda: self._call_quietly(
+                "FirmwareStatusNotification", {"status": "Idle"}
+            ),
+        }.get(requested)
+        if send is None:
+            return {"status": "NotImplemented"}
+        after_answer(send)
+        logger.info("TriggerMessage %s accepted", requested, extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _on_extended_trigger_message(self, payload: JsonObject) -> JsonObject:
+        """The security whitepaper's trigger: TriggerMessage's messages (less the
+        diagnostics status) plus LogStatusNotification; no certificate signing here."""
+        requested = str(payload["requestedMessage"])
+        if requested == "LogStatusNotification":
+            after_answer(self._trigger_log_status)
+            return {"status": "Accepted"}
+        if requested in (
+            "BootNotification",
+            "FirmwareStatusNotification",
+            "Heartbeat",
+            "MeterValues",
+            "StatusNotification",
+        ):
+            return await self._on_trigger_message(payload)
+        return {"status": "NotImplemented"}
+
+    async def _call_quietly(self, action: str, payload: JsonObject) -> None:
+        try:
+            await self.connection.call(action, payload)
+        except CallFailed as error:
+            logger.warning("%s failed: %s", action, error, extra=self._log)
+
+    async def _triggered_boot(self) -> None:
+        result = await self.connection.call("BootNotification", self._boot_payload(), urgent=True)
+        interval = int(result["interval"])
+        if result["status"] == "Accepted" and interval > 0:
+            self._set_heartbeat_interval_s(interval)
+            self._settings_changed.set()
+
+    async def _triggered_heartbeat(self) -> None:
+        await self._call_quietly("Heartbeat", {})
+
+    async def _triggered_status(self, connector_id: Any) -> None:
+        connector = self._site.connector(self.charger_id)
+        wanted = (0, CONNECTOR_ID) if connector_id is None else (int(connector_id),)
+        for number in wanted:
+            self._last_reported.pop(number, None)  # sent even if unchanged
+            if number == 0:
+                await self._send_status(0, "Available" if connector.online else "Unavailable")
+            elif connector.status is not None:
+                await self._send_status(CONNECTOR_ID, STATUS_16[connector.status])
+
+    async def _triggered_meter_values(self) -> None:
+        connector = self._site.connector(self.charger_id)
+        reading = connector.reading
+        if reading is None:
+            logger.info("triggered MeterValues: no reading yet", extra=self._log)
+            return
+        payload: JsonObject = {
+            "connectorId": CONNECTOR_ID,
+            "meterValue": [
+                {
+                    "timestamp": ocpp_timestamp(self._clock.now()),
+                    "sampledValue": sampled_values(reading, self._phases, "Trigger"),
+                }
+            ],
+        }
+        session = connector.session
+        transaction_id = None if session is None else self._transaction_id(session)
+        if transaction_id is not None:
+            payload["transactionId"] = transaction_id
+        await self._call_quietly("MeterValues", payload)
+
+    async def _on_change_availability(self, payload: JsonObject) -> JsonObject:
+        connector_id, kind = int(payload["connectorId"]), str(payload["type"])
+        if connector_id not in (0, CONNECTOR_ID):
+            return {"status": "Rejected"}
+        operative = kind == "Operative"
+        if self._availability_task is not None:
+            self._availability_task.cancel()  # the latest request wins
+            self._availability_task = None
+        session = self._site.connector(self.charger_id).session
+        if not operative and session is not None:
+            # 1.6 §5.2: a transaction in progress finishes first; the change is Scheduled.
+            # A follow-up of the connection: cancelled with it when the station stops.
+            after_answer(functools.partial(self._inoperative_after, session.id))
+            logger.info("ChangeAvailability Inoperative scheduled", extra=self._log)
+            return {"status": "Scheduled"}
+        self._site.set_operative(self.charger_id, operative)
+        logger.info("ChangeAvailability %s", kind, extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _inoperative_after(self, session_id: str) -> None:
+        self._availability_task = asyncio.current_task()
+        events = self._site.subscribe(self.charger_id)
+        try:
+            while True:
+                session = self._site.connector(self.charger_id).session
+                if session is None or session.id != session_id:
+                    break
+                event = await events.get()
+                if isinstance(event, SessionEnded) and event.session.id == session_id:
+                    break
+            self._site.set_operative(self.charger_id, False)
+            logger.info("scheduled Inoperative applied", extra=self._log)
+        finally:
+            self._site.unsubscribe(events)
+
+    async def _on_unlock_connector(self, payload: JsonObject) -> JsonObject:
+        # Neither Modbus profiles nor the MQTT styles expose a cable-lock command.
+        logger.info("UnlockConnector: not supported by the charger", extra=self._log)
+        return {"status": "NotSupported"}
+
+    async def _on_reset(self, payload: JsonObject) -> JsonObject:
+        # As on 2.0.1: the gateway cannot power-cycle a Modbus or MQTT charger, and restarting
+        # its own process would reset every other charger it serves too.
+        logger.info("Reset %s rejected", payload["type"], extra=self._log)
+        return {"status": "Rejected"}
+
+    async def _on_get_diagnostics(self, payload: JsonObject) -> JsonObject:
+        location = str(payload["location"])
+        problem = location_problem(location)
+        if problem is not None:
+            # GetDiagnostics.conf cannot refuse: no fileName says no file will come.
+            logger.warning(
+                "GetDiagnostics: %s", problem, extra={**self._log, "location": shown(location)}
+            )
+            return {}
+        stamp = self._clock.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        file_name = f"{self.file_stem}-diagnostics-{stamp}"
+        file_name += self.diagnostics_suffix
+        request = UploadRequest(
+            location,
+            file_name,
+            retries=int(payload.get("retries", 0)),
+            retry_interval_s=float(payload.get("retryInterval", 60)),
+        )
+
+        async def deliver() -> None:
+            try:
+                body = await self.diagnostics_bundle()
+            except Exception:
+                logger.exception("diagnostics bundle failed", extra=self._log)
+                await self._diagnostics_status_is("UploadFailed")
+                return
+            await self._diagnostics_status_is("Uploading")
+            try:
+                await upload(request, body)
+            except UploadError as error:
+                logger.warning("GetDiagnostics upload failed: %s", error, extra=self._log)
+                await self._diagnostics_status_is("UploadFailed")
+            else:
+                await self._diagnostics_status_is("Uploaded")
+
+        after_answer(deliver)
+        return {"fileName": file_name}
+
+    async def _diagnostics_status_is(self, status: str) -> None:
+        self._diagnostics_status = "Idle" if status != "Uploading" else status
+        await self._call_quietly("DiagnosticsStatusNotification", {"status": status})

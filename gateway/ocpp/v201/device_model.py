@@ -63,6 +63,8 @@ class _Variable:
     key: VariableKey
     readonly: bool
     parse: Callable[[str], Any] | None = None
+    write_only: bool = False
+    """Never read back (GetVariables: Rejected; reports: no value)."""
 
 
 HEARTBEAT_INTERVAL: Final[VariableKey] = ("OCPPCommCtrlr", "HeartbeatInterval", None)
@@ -73,6 +75,7 @@ MESSAGE_ATTEMPT_INTERVAL: Final[VariableKey] = (
     "TransactionEvent",
 )
 MESSAGE_TIMEOUT: Final[VariableKey] = ("OCPPCommCtrlr", "MessageTimeout", "Default")
+OFFLINE_THRESHOLD: Final[VariableKey] = ("OCPPCommCtrlr", "OfflineThreshold", None)
 LOCAL_AUTHORIZE_OFFLINE: Final[VariableKey] = ("AuthCtrlr", "LocalAuthorizeOffline", None)
 OFFLINE_TX_FOR_UNKNOWN_ID: Final[VariableKey] = ("AuthCtrlr", "OfflineTxForUnknownIdEnabled", None)
 LOCAL_PRE_AUTHORIZE: Final[VariableKey] = ("AuthCtrlr", "LocalPreAuthorize", None)
@@ -85,6 +88,8 @@ EV_CONNECTION_TIMEOUT: Final[VariableKey] = ("TxCtrlr", "EVConnectionTimeOut", N
 STOP_TX_ON_INVALID_ID: Final[VariableKey] = ("TxCtrlr", "StopTxOnInvalidId", None)
 TX_START_POINT: Final[VariableKey] = ("TxCtrlr", "TxStartPoint", None)
 TX_STOP_POINT: Final[VariableKey] = ("TxCtrlr", "TxStopPoint", None)
+SECURITY_PROFILE: Final[VariableKey] = ("SecurityCtrlr", "SecurityProfile", None)
+BASIC_AUTH_PASSWORD: Final[VariableKey] = ("SecurityCtrlr", "BasicAuthPassword", None)
 
 _VARIABLES: Final[tuple[_Variable, ...]] = (
     _Variable(HEARTBEAT_INTERVAL, readonly=False, parse=_integer(0)),
@@ -92,6 +97,7 @@ _VARIABLES: Final[tuple[_Variable, ...]] = (
     _Variable(MESSAGE_ATTEMPT_INTERVAL, readonly=False, parse=_integer(0)),
     # The call timeout is fixed when the station's connection is built.
     _Variable(MESSAGE_TIMEOUT, readonly=True),
+    _Variable(OFFLINE_THRESHOLD, readonly=False, parse=_integer(0)),
     _Variable(LOCAL_AUTHORIZE_OFFLINE, readonly=False, parse=_boolean),
     _Variable(OFFLINE_TX_FOR_UNKNOWN_ID, readonly=False, parse=_boolean),
     _Variable(LOCAL_PRE_AUTHORIZE, readonly=False, parse=_boolean),
@@ -107,6 +113,10 @@ _VARIABLES: Final[tuple[_Variable, ...]] = (
     # ends when either goes.
     _Variable(TX_START_POINT, readonly=True),
     _Variable(TX_STOP_POINT, readonly=True),
+    # The profile comes from the gateway's configuration (no change over OCPP, so no
+    # downgrade); the password is set by the station, which checks and persists it.
+    _Variable(SECURITY_PROFILE, readonly=True),
+    _Variable(BASIC_AUTH_PASSWORD, readonly=False, write_only=True),
 )
 _BY_KEY: Final = {variable.key: variable for variable in _VARIABLES}
 _COMPONENTS: Final = frozenset(variable.key[0] for variable in _VARIABLES)
@@ -131,6 +141,7 @@ class DeviceModel:
         message_attempts: int = 5,
         message_attempt_interval_s: int = 10,
         on_change: Callable[[VariableKey, Any], None] | None = None,
+        security_profile: int = 0,
     ) -> None:
         # libocpp's 2.0.1 defaults for the transaction-event retries: 5 tries, 10 s apart
         # (ocpp.md §6). Offline authorization as on the gateway's 1.6 side: valid list and
@@ -141,6 +152,9 @@ class DeviceModel:
             MESSAGE_ATTEMPTS: message_attempts,
             MESSAGE_ATTEMPT_INTERVAL: message_attempt_interval_s,
             MESSAGE_TIMEOUT: message_timeout_s,
+            # After an outage this long, statuses are re-reported: a minute, as
+            # gateway.ocpp.station.OFFLINE_THRESHOLD_S gives 1.6 stations.
+            OFFLINE_THRESHOLD: 60,
             LOCAL_AUTHORIZE_OFFLINE: True,
             OFFLINE_TX_FOR_UNKNOWN_ID: False,
             LOCAL_PRE_AUTHORIZE: False,
@@ -153,6 +167,8 @@ class DeviceModel:
             STOP_TX_ON_INVALID_ID: True,
             TX_START_POINT: "Authorized,EVConnected",
             TX_STOP_POINT: "Authorized,EVConnected",
+            SECURITY_PROFILE: security_profile,
+            BASIC_AUTH_PASSWORD: None,
         }
         self.on_change = on_change
         """Told every value SetVariables accepted (the station applies it)."""
@@ -184,7 +200,9 @@ class DeviceModel:
             }
             if "attributeType" in request:
                 result["attributeType"] = request["attributeType"]
-            if variable is not None:
+            if variable is not None and variable.write_only:
+                result["attributeStatus"] = AttributeStatus.REJECTED.value
+            elif variable is not None:
                 result["attributeValue"] = _text(self._values[variable.key])
             results.append(result)
         return results
@@ -206,6 +224,42 @@ class DeviceModel:
                 result["attributeType"] = request["attributeType"]
             results.append(result)
         return results
+
+    def is_variable(self, request: JsonObject, key: VariableKey) -> bool:
+        """Whether a get/setVariableData entry names `key` (Actual attribute)."""
+        status, variable = self._lookup(request)
+        return status is AttributeStatus.ACCEPTED and variable is not None and variable.key == key
+
+    def report(self, base: str) -> list[JsonObject]:
+        """GetBaseReport's reportData: every variable (FullInventory) or the writable ones
+        (ConfigurationInventory), with mutability and data type; write-only values omitted."""
+        entries: list[JsonObject] = []
+        for variable in _VARIABLES:
+            if base == "ConfigurationInventory" and variable.readonly:
+                continue
+            name, variable_name, instance = variable.key
+            described: JsonObject = {"name": variable_name}
+            if instance is not None:
+                described["instance"] = instance
+            mutability = "ReadOnly" if variable.readonly else "ReadWrite"
+            if variable.write_only:
+                mutability = "WriteOnly"
+            attribute: JsonObject = {"type": "Actual", "mutability": mutability}
+            value = self._values[variable.key]
+            if not variable.write_only:
+                attribute["value"] = _text(value)[:2500]  # attribute values are string[2500]
+            entries.append(
+                {
+                    "component": {"name": name},
+                    "variable": described,
+                    "variableAttribute": [attribute],
+                    "variableCharacteristics": {
+                        "dataType": _data_type(variable, value),
+                        "supportsMonitoring": False,
+                    },
+                }
+            )
+        return entries
 
     def _lookup(self, request: JsonObject) -> tuple[AttributeStatus, _Variable | None]:
         component: JsonObject = request["component"]
@@ -236,3 +290,14 @@ class DeviceModel:
 
 def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _data_type(variable: _Variable, value: Any) -> str:
+    """DataEnumType (a password is a "string": the enum has no password type)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, str) and "," in value:
+        return "MemberList"
+    return "string"

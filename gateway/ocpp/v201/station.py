@@ -34,6 +34,11 @@ Behaviour (OCPP 2.0.1, the core message set):
   RequestStopTransaction, ClearCache, GetLocalListVersion. Every other 2.0.1 action is
   answered NotSupported, an unknown one NotImplemented, a malformed one with the codec's
   2.0.1 error code (FormatViolation, OccurrenceConstraintViolation, ...).
+- **Smart Charging and Reservation** (`gateway.ocpp.v201.smart_charging`): Set/Get/Clear
+  ChargingProfile(s) with ReportChargingProfiles, GetCompositeSchedule, NotifyChargingLimit and
+  ClearedChargingLimit for the local balancer (EMS), ReserveNow, CancelReservation and
+  ReservationStatusUpdate; a RequestStartTransaction's chargingProfile becomes the TxProfile of
+  its transaction, whose Started event carries the reservationId of a reservation it used.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from typing import Any, Final
 from gateway.core.charger import ChargerReading
 from gateway.core.clock import Clock
 from gateway.core.events import (
+    ReservationEnded,
     SessionEnded,
     SessionMeterSampled,
     SessionStarted,
@@ -64,19 +70,26 @@ from gateway.ocpp.authorization import (
     AuthorizationStatus,
     Decision,
     IdTagInfo,
+    UpdateStatus,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
+from gateway.ocpp.connection import FollowUp, after_answer
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S, CallCancelled, CallFailed, ConnectionLost
-from gateway.ocpp.station import ChargePointIdentity, StationCore
+from gateway.ocpp.security import UpstreamSecurity
+from gateway.ocpp.smart_charging import ProfileRefused
+from gateway.ocpp.station import ChargePointIdentity, DiagnosticsProvider, StationCore
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
     TRANSACTION_EVENT,
     TransactionOutbox,
 )
+from gateway.ocpp.v16.configuration import LOCAL_AUTH_LIST_MAX_LENGTH, SEND_LOCAL_LIST_MAX_LENGTH
 from gateway.ocpp.v16.station import ocpp_timestamp
 from gateway.ocpp.v201 import device_model as dm
+from gateway.ocpp.v201 import smart_charging as smart_charging_201
 from gateway.ocpp.v201.device_model import DeviceModel, VariableKey
+from gateway.smart_charging import ProfileError
 from gateway.store import OutboxMessage, Store
 
 logger = logging.getLogger(__name__)
@@ -101,6 +114,23 @@ INBOUND_ACTIONS: Final = (
     "SetVariables",
 )
 
+MAINTENANCE_ACTIONS: Final = (
+    "ChangeAvailability",
+    "DataTransfer",
+    "FirmwareStatusNotification",
+    "GetBaseReport",
+    "GetLog",
+    "LogStatusNotification",
+    "MeterValues",
+    "NotifyReport",
+    "SecurityEventNotification",
+    "SendLocalList",
+    "TriggerMessage",
+    "UnlockConnector",
+)
+"""Remote trigger, availability, reports, logs, the local list and security events (both
+directions; the section "maintenance and security" below)."""
+
 CONNECTOR_STATUS_201: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.AVAILABLE: "Available",
     # A vehicle or a transaction is there (chargers.md §2, a project derivation). Preparing
@@ -112,6 +142,7 @@ CONNECTOR_STATUS_201: Final[dict[ConnectorStatus, str]] = {
     ConnectorStatus.FINISHING: "Occupied",
     ConnectorStatus.UNAVAILABLE: "Unavailable",
     ConnectorStatus.FAULTED: "Faulted",
+    ConnectorStatus.RESERVED: "Reserved",
 }
 
 CHARGING_STATE: Final[dict[ConnectorStatus, str]] = {
@@ -144,7 +175,14 @@ PHASES: Final = ("L1", "L2", "L3")
 def codec201() -> Codec:
     """The 2.0.1 codec of every station: the actions above are supported, every other 2.0.1
     action is NotSupported."""
-    return Codec(SUBPROTOCOL, supported_actions=OUTBOUND_ACTIONS + INBOUND_ACTIONS)
+    return Codec(
+        SUBPROTOCOL,
+        supported_actions=OUTBOUND_ACTIONS
+        + INBOUND_ACTIONS
+        + MAINTENANCE_ACTIONS
+        + smart_charging_201.INBOUND_ACTIONS
+        + smart_charging_201.OUTBOUND_ACTIONS,
+    )
 
 
 def sampled_values_201(
@@ -207,12 +245,16 @@ class Station201(StationCore):
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
         replay_interval_s: float = DEFAULT_REPLAY_INTERVAL_S,
         auth_cache_capacity: int = DEFAULT_CACHE_CAPACITY,
+        security: UpstreamSecurity | None = None,
+        diagnostics: DiagnosticsProvider | None = None,
     ) -> None:
         super().__init__(
             site,
             charger_id,
             base_url=base_url,
             identity=identity,
+            security=security,
+            diagnostics=diagnostics,
             codec=codec201(),
             store=store,
             call_timeout_s=call_timeout_s,
@@ -224,6 +266,7 @@ class Station201(StationCore):
         )
         self.device_model = device_model
         device_model.on_change = self.variable_changed
+        self.offline_threshold_s = float(device_model.integer(dm.OFFLINE_THRESHOLD))
         # `local_list` stays empty: SendLocalList is not supported on 2.0.1 yet.
         self._status_events: asyncio.Queue[StatusChanged] = asyncio.Queue()
         self._last_reported: str | None = None
@@ -246,6 +289,9 @@ class Station201(StationCore):
             "ClearCache": self._on_clear_cache,
             "GetLocalListVersion": self._on_get_local_list_version,
         }
+        self._handlers.update(self._maintenance_handlers())
+        self._handlers.update(smart_charging_201.handlers(self))  # and reservations
+        self._availability_task: asyncio.Task[None] | None = None
 
     async def _load(self, store: Store) -> None:
         self._store = store
@@ -257,6 +303,8 @@ class Station201(StationCore):
             session_id: row.transaction_id for session_id, row in transactions.items()
         }
         self.cache.load(await store.auth_cache(self.charger_id))
+        version, entries = await store.local_list(self.charger_id)
+        self.local_list.load(version, entries)
         # Sessions the ledger recorded but whose events were never queued: the gateway
         # stopped between the ledger write and the queue write (the store deduplicates).
         for session in await store.sessions(self.charger_id):
@@ -350,6 +398,9 @@ class Station201(StationCore):
             station["firmwareVersion"] = self.identity.firmware_version
         return {"chargingStation": station, "reason": "PowerUp"}
 
+    def _forget_reported_statuses(self) -> None:
+        self._last_reported = None
+
     async def _report_statuses(self) -> None:
         connector = self._site.connector(self.charger_id)
         self._statuses_reported_at = self._clock.now()
@@ -401,6 +452,8 @@ class Station201(StationCore):
             self._last_status = event.status
             await self._queue_charging_state(event)
             self._status_events.put_nowait(event)
+        elif isinstance(event, ReservationEnded):
+            smart_charging_201.reservation_ended(self, event)
         # ChargerConnectivityChanged: 2.0.1 has no connector 0; an unreachable charger's
         # connector is reported Unavailable by its StatusChanged.
 
@@ -460,6 +513,8 @@ class Station201(StationCore):
         token_type = remote_start[1] if remote_start else "Central" if remote else "ISO14443"
         payload["idToken"] = {"idToken": session.id_tag, "type": token_type}
         payload["evse"] = {"id": EVSE_ID, "connectorId": session.connector_id}
+        if session.reservation_id is not None:
+            payload["reservationId"] = session.reservation_id
         payload["meterValue"] = [
             {
                 "timestamp": ocpp_timestamp(session.started_at),
@@ -574,12 +629,29 @@ class Station201(StationCore):
         return {"getVariableResult": self.device_model.get_variables(payload["getVariableData"])}
 
     async def _on_set_variables(self, payload: JsonObject) -> JsonObject:
-        return {"setVariableResult": self.device_model.set_variables(payload["setVariableData"])}
+        results: list[JsonObject] = []
+        for request in payload["setVariableData"]:
+            if self.device_model.is_variable(request, dm.BASIC_AUTH_PASSWORD):
+                # Checked, persisted and used from the next connection on (A01); never logged.
+                refused = await self.change_password(str(request["attributeValue"]))
+                result: JsonObject = {
+                    "attributeStatus": "Rejected" if refused else "Accepted",
+                    "component": request["component"],
+                    "variable": request["variable"],
+                }
+                if "attributeType" in request:
+                    result["attributeType"] = request["attributeType"]
+                results.append(result)
+            else:
+                results.extend(self.device_model.set_variables([request]))
+        return {"setVariableResult": results}
 
     def variable_changed(self, key: VariableKey, value: Any) -> None:
         """Apply a variable the CSMS set (the device model's `on_change`)."""
         if key == dm.EV_CONNECTION_TIMEOUT:
             self._site.set_connection_timeout(self.charger_id, float(value))
+        elif key == dm.OFFLINE_THRESHOLD:
+            self.offline_threshold_s = float(value)
         self._settings_changed.set()
 
     async def _on_reset(self, payload: JsonObject) -> JsonObject:
@@ -595,16 +667,21 @@ class Station201(StationCore):
     async def _on_request_start(self, payload: JsonObject) -> JsonObject:
         evse_id = payload.get("evseId")
         id_token = str(payload["idToken"]["idToken"])
-        if "chargingProfile" in payload:
-            logger.warning(
-                "RequestStartTransaction charging profile ignored (smart charging not supported)",
-                extra=self._log,
-            )
         if evse_id is not None and int(evse_id) != EVSE_ID:
             return {"status": "Rejected"}
+        if "chargingProfile" in payload:
+            # Applied as the TxProfile of the transaction this start begins (K05).
+            try:
+                self.smart_charging.expect_remote_start_profile(
+                    id_token, payload["chargingProfile"]
+                )
+            except (ProfileError, ProfileRefused) as error:
+                logger.warning("RequestStartTransaction rejected: %s", error, extra=self._log)
+                return {"status": "Rejected"}
         try:
             await self._site.remote_start(self.charger_id, CONNECTOR_ID, id_token)
         except (RemoteStartRefused, LookupError) as refusal:
+            self.smart_charging.forget_remote_start_profile(id_token)
             logger.info("RequestStartTransaction rejected: %s", refusal, extra=self._log)
             return {"status": "Rejected"}
         self._remote_starts[id_token] = (
@@ -634,3 +711,229 @@ class Station201(StationCore):
 
     async def _on_get_local_list_version(self, payload: JsonObject) -> JsonObject:
         return {"versionNumber": self.local_list.reported_version}
+
+    # --- maintenance and security: TriggerMessage, ChangeAvailability, UnlockConnector,
+    # GetBaseReport, SendLocalList (GetLog, DataTransfer and security events: StationCore) -
+
+    def _maintenance_handlers(self) -> dict[str, Callable[[JsonObject], Awaitable[JsonObject]]]:
+        return {
+            "TriggerMessage": self._on_trigger_message,
+            "ChangeAvailability": self._on_change_availability,
+            "UnlockConnector": self._on_unlock_connector,
+            "GetBaseReport": self._on_get_base_report,
+            "SendLocalList": self._on_send_local_list,
+        }
+
+    async def _on_trigger_message(self, payload: JsonObject) -> JsonObject:
+        requested = str(payload["requestedMessage"])
+        evse = payload.get("evse")
+        if evse is not None and (
+            int(evse["id"]) != EVSE_ID or int(evse.get("connectorId", CONNECTOR_ID)) != CONNECTOR_ID
+        ):
+            return {"status": "Rejected"}
+        send: FollowUp | None
+        if requested == "BootNotification":
+            send = self._triggered_boot
+        elif requested == "Heartbeat":
+            send = self._triggered_heartbeat
+        elif requested == "StatusNotification":
+            send = self._triggered_status
+        elif requested == "MeterValues":
+            send = self._triggered_meter_values
+        elif requested == "LogStatusNotification":
+            send = self._trigger_log_status
+        elif requested == "FirmwareStatusNotification":
+            # Nothing ever updates the firmware of a Modbus or MQTT charger from here.
+            send = self._triggered_firmware_status
+        elif requested == "TransactionEvent":
+            session = self._site.connector(self.charger_id).session
+            if session is None:
+                return {"status": "Rejected"}  # F06: only with a transaction in progress
+            await self._queue_triggered_event(session)
+            return {"status": "Accepted"}
+        else:
+            # Certificates (Sign*) and firmware publishing do not apply to this station.
+            return {"status": "NotImplemented"}
+        after_answer(send)
+        logger.info("TriggerMessage %s accepted", requested, extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _call_quietly(self, action: str, payload: JsonObject) -> None:
+        try:
+            await self.connection.call(action, payload)
+        except CallFailed as error:
+            logger.warning("%s failed: %s", action, error, extra=self._log)
+
+    async def _triggered_boot(self) -> None:
+        payload = {**self._boot_payload(), "reason": "Triggered"}
+        result = await self.connection.call("BootNotification", payload, urgent=True)
+        interval = int(result["interval"])
+        if result["status"] == "Accepted" and interval > 0:
+            self._set_heartbeat_interval_s(interval)
+            self._settings_changed.set()
+
+    async def _triggered_heartbeat(self) -> None:
+        await self._call_quietly("Heartbeat", {})
+
+    async def _triggered_status(self) -> None:
+        connector = self._site.connector(self.charger_id)
+        if connector.status is None:
+            return
+        self._last_reported = None  # sent even if unchanged
+        await self._send_status(CONNECTOR_STATUS_201[connector.status], self._clock.now())
+
+    async def _triggered_firmware_status(self) -> None:
+        await self._call_quietly("FirmwareStatusNotification", {"status": "Idle"})
+
+    async def _triggered_meter_values(self) -> None:
+        reading = self._site.connector(self.charger_id).reading
+        if reading is None:
+            logger.info("triggered MeterValues: no reading yet", extra=self._log)
+            return
+        await self._call_quietly(
+            "MeterValues",
+            {
+                "evseId": EVSE_ID,
+                "meterValue": [
+                    {
+                        "timestamp": ocpp_timestamp(self._clock.now()),
+                        "sampledValue": sampled_values_201(
+                            reading, reading.energy_wh, self._phases, "Trigger"
+                        ),
+                    }
+                ],
+            },
+        )
+
+    async def _queue_triggered_event(self, session: Session) -> None:
+        now = self._clock.now()
+        payload = self._event(session.id, "Updated", "Trigger", now)
+        reading = self._site.connector(self.charger_id).reading
+        if reading is not None:
+            payload["meterValue"] = [
+                {
+                    "timestamp": ocpp_timestamp(now),
+                    "sampledValue": sampled_values_201(
+                        reading, reading.energy_wh, self._phases, "Trigger"
+                    ),
+                }
+            ]
+        await self.outbox.append_event(session.id, payload, now)
+
+    async def _on_change_availability(self, payload: JsonObject) -> JsonObject:
+        operative = payload["operationalStatus"] == "Operative"
+        evse = payload.get("evse")
+        if evse is not None and (
+            int(evse["id"]) != EVSE_ID or int(evse.get("connectorId", CONNECTOR_ID)) != CONNECTOR_ID
+        ):
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEvse"}}
+        if self._availability_task is not None:
+            self._availability_task.cancel()  # the latest request wins
+            self._availability_task = None
+        session = self._site.connector(self.charger_id).session
+        if not operative and session is not None:
+            # G03.FR.05: a transaction in progress finishes first; the change is Scheduled.
+            # A follow-up of the connection: cancelled with it when the station stops.
+            after_answer(functools.partial(self._inoperative_after, session.id))
+            return {"status": "Scheduled"}
+        self._site.set_operative(self.charger_id, operative)
+        logger.info("ChangeAvailability %s", payload["operationalStatus"], extra=self._log)
+        return {"status": "Accepted"}
+
+    async def _inoperative_after(self, session_id: str) -> None:
+        self._availability_task = asyncio.current_task()
+        events = self._site.subscribe(self.charger_id)
+        try:
+            while True:
+                session = self._site.connector(self.charger_id).session
+                if session is None or session.id != session_id:
+                    break
+                event = await events.get()
+                if isinstance(event, SessionEnded) and event.session.id == session_id:
+                    break
+            self._site.set_operative(self.charger_id, False)
+            logger.info("scheduled Inoperative applied", extra=self._log)
+        finally:
+            self._site.unsubscribe(events)
+
+    async def _on_unlock_connector(self, payload: JsonObject) -> JsonObject:
+        if int(payload["evseId"]) != EVSE_ID or int(payload["connectorId"]) != CONNECTOR_ID:
+            return {"status": "UnknownConnector"}
+        if self._site.connector(self.charger_id).session is not None:
+            return {"status": "OngoingAuthorizedTransaction"}
+        # 2.0.1 has no NotSupported here: no Modbus profile or MQTT style has a lock command.
+        return {
+            "status": "UnlockFailed",
+            "statusInfo": {
+                "reasonCode": "UnsupportedRequest",
+                "additionalInfo": "the charger exposes no cable-lock command",
+            },
+        }
+
+    async def _on_get_base_report(self, payload: JsonObject) -> JsonObject:
+        base, request_id = str(payload["reportBase"]), int(payload["requestId"])
+        if base not in ("ConfigurationInventory", "FullInventory"):
+            # SummaryInventory reports component availability, which this device model
+            # does not describe as components.
+            return {"status": "NotSupported"}
+        report = self.device_model.report(base)
+        if not report:
+            return {"status": "EmptyResultSet"}
+
+        async def send() -> None:
+            await self._call_quietly(
+                "NotifyReport",
+                {
+                    "requestId": request_id,
+                    "generatedAt": ocpp_timestamp(self._clock.now()),
+                    "seqNo": 0,
+                    "tbc": False,
+                    "reportData": report,
+                },
+            )
+
+        after_answer(send)
+        return {"status": "Accepted"}
+
+    async def _on_send_local_list(self, payload: JsonObject) -> JsonObject:
+        if not self.device_model.flag(dm.LOCAL_AUTH_LIST_ENABLED):
+            return {"status": "Failed", "statusInfo": {"reasonCode": "Disabled"}}
+        # The list keeps 1.6-shaped entries: idToken → idTag, idTokenInfo → idTagInfo.
+        items: list[JsonObject] = []
+        for entry in payload.get("localAuthorizationList") or []:
+            item: JsonObject = {"idTag": str(entry["idToken"]["idToken"])}
+            info = entry.get("idTokenInfo")
+            if info is not None:
+                tag_info: JsonObject = {"status": info["status"]}
+                if "cacheExpiryDateTime" in info:
+                    tag_info["expiryDate"] = info["cacheExpiryDateTime"]
+                if "groupIdToken" in info:
+                    tag_info["parentIdTag"] = info["groupIdToken"]["idToken"]
+                item["idTagInfo"] = tag_info
+            items.append(item)
+        update = self.local_list.plan(
+            str(payload["updateType"]),
+            int(payload["versionNumber"]),
+            items,
+            max_length=LOCAL_AUTH_LIST_MAX_LENGTH,
+            send_max_length=SEND_LOCAL_LIST_MAX_LENGTH,
+        )
+        if update.status is UpdateStatus.ACCEPTED:
+            assert update.entries is not None
+            assert self._store is not None
+            await self._store.local_list_replace(
+                self.charger_id,
+                update.version,
+                [info.stored(id_tag) for id_tag, info in update.entries.items()],
+            )
+            self.local_list.apply(update)
+            removed = self.cache.remove(list(update.entries))
+            if removed:
+                await self._store.auth_cache_update(self.charger_id, [], removed)
+        logger.info(
+            "SendLocalList %s",
+            update.status.value,
+            extra={**self._log, "entries": len(self.local_list.entries)},
+        )
+        status = update.status.value
+        return {"status": "Failed" if status == "NotSupported" else status}
