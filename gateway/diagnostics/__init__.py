@@ -1,0 +1,1 @@
+"""The diagnostics bundle (`bundle`) and the removal of secrets from it (`scrub`)."""
