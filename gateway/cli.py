@@ -4,9 +4,13 @@
     evgw run --config FILE                    the gateway, from a TOML configuration
     evgw simulate --config FILE [--duration S] that configuration on simulated hardware
     evgw check-config FILE                    check a configuration without starting anything
+    evgw status [--url URL] [--token T] [--json]  a live summary from a running gateway's API
+    evgw diagnostics --config FILE [--output PATH] [--url URL --token T]  a diagnostics bundle
 
 Exit codes: 0 done (also after Ctrl-C/SIGTERM), 2 usage or configuration error, 1 runtime
-failure. The event loop is uvloop where it is installed.
+failure. `status`: 0 no problem, 1 the gateway reports a problem (an alarm, a charger
+unreachable, faulted or out of service, an uplink down), 2 usage or token refused, 3 cannot
+reach it (`gateway/api/status_report.py`). The event loop is uvloop where it is installed.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from gateway import __version__
 from gateway.config import ConfigError, load_config
+from gateway.monitoring.log_records import JsonFormatter, recent_logs, rotating_file_handler
 from gateway.runtime import check_config, run_gateway
 from gateway.store import StoreError
 
@@ -66,12 +72,31 @@ class StructuredFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(
+    level: str,
+    *,
+    log_format: str = "text",
+    log_file: Path | None = None,
+    max_bytes: int = 5_000_000,
+    backups: int = 5,
+) -> None:
+    """Log to stderr as `log_format` ("text": key=value, "json": one object per line), also
+    to `log_file` as JSON lines rotated by size when given, and keep the recent records in
+    memory for the diagnostics bundle."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(StructuredFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else StructuredFormatter())
+    handlers: list[logging.Handler] = [handler]
+    if log_file is not None:
+        try:
+            handlers.append(rotating_file_handler(log_file, max_bytes=max_bytes, backups=backups))
+        except OSError as error:
+            raise ConfigError(
+                [f"gateway.log_file: cannot open {log_file}: {error.strerror or error}"]
+            ) from error
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
+    recent_logs()
     # pymodbus logs every failed connection attempt at ERROR; the site reports reachability.
     logging.getLogger("pymodbus").setLevel(max(logging.CRITICAL, root.level))
 
@@ -93,6 +118,30 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
+
+
+OPEN_FILES_WANTED: Final = 65536
+"""Descriptors a large site may need: per charger a WebSocket upstream and often a TCP
+connection southbound, plus the store, the logs and the local servers."""
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft limit on open descriptors towards the hard one (what systemd's
+    LimitNOFILE= or the container runtime allows): the usual soft limit of 1024 is too low for
+    a site of 500 chargers on their own connections. Never fails: a refusal is logged."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as error:
+            logger.warning(
+                "could not raise the open-file limit: %s", error, extra={"soft_limit": soft}
+            )
 
 
 def _print_tasks(_signum: int, _frame: object) -> None:
@@ -172,6 +221,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -206,7 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=_positive_seconds, help="stop after this many seconds (default: never)"
     )
     demo.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--api-port",
+        type=_port,
+        default=8080,
+        help="the dashboard's port on 127.0.0.1 (default 8080; 0 or taken: any free port)",
+    )
+    demo.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the gateway's log level on stderr (default WARNING)",
     )
 
     simulate = commands.add_parser(
@@ -248,6 +316,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("config", metavar="FILE", help="TOML configuration file")
 
+    status = commands.add_parser(
+        "status",
+        help="a live summary from a running gateway, through its local API",
+        description=(
+            "Ask a running gateway's local API ([api] in its config) for its state and print a"
+            " summary: chargers with state and allocation, uplinks, problems. Exit 0 when it"
+            " reports no problem, 1 when it reports one (an active alarm, a charger"
+            " unreachable, faulted or out of service, an uplink not connected), 2 on a usage"
+            " error or a refused token, 3 when the gateway cannot be reached."
+        ),
+    )
+    status.add_argument(
+        "--url", help="the gateway's API (default: $EVGW_API_URL or http://127.0.0.1:8080)"
+    )
+    status.add_argument(
+        "--token",
+        help="an API token of the read or admin role (default: $EVGW_API_TOKEN, better: other"
+        " users of the machine can see a command line)",
+    )
+    status.add_argument("--json", action="store_true", help="print the whole snapshot as JSON")
+
+    diagnostics = commands.add_parser(
+        "diagnostics",
+        help="write a diagnostics bundle (logs, config without secrets, states, alarms)",
+        description=(
+            "Write a diagnostics bundle (tar.gz: recent logs, the configuration with every"
+            " secret removed, charger states and history, alarms, OCPP queues, versions): from"
+            " a running gateway through its local API with --url and an admin token, or"
+            " offline from the configuration file and its store."
+        ),
+    )
+    diagnostics.add_argument(
+        "--config", metavar="FILE", help="TOML configuration (offline, without --url)"
+    )
+    diagnostics.add_argument(
+        "--output",
+        metavar="PATH",
+        help='where to write it (default: ./evgw-diagnostics-<time>.tar.gz; "-": stdout)',
+    )
+    diagnostics.add_argument("--url", help="a running gateway's API, e.g. http://127.0.0.1:8080")
+    diagnostics.add_argument(
+        "--token", help="an API token of the admin role (default: $EVGW_API_TOKEN)"
+    )
+
+    ocpi_token = commands.add_parser(
+        "ocpi-token",
+        help="issue an OCPI token A for a partner to register with this gateway",
+        description=(
+            "Issue a CREDENTIALS_TOKEN_A for an OCPI partner (created if unknown) and print"
+            " it once, with our versions URL, to hand over out of band. A running gateway"
+            " accepts it within seconds."
+        ),
+    )
+    ocpi_token.add_argument("--config", required=True, metavar="FILE", help="TOML configuration")
+    ocpi_token.add_argument("partner", help="the partner's name (as in [[ocpi.partners]])")
+
     run = commands.add_parser(
         "run",
         help="run the gateway from a configuration file",
@@ -267,12 +391,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `kill -USR2 <pid>` prints every asyncio task and where it waits.
     signal.signal(signal.SIGUSR2, _print_tasks)
     try:
+        if args.command == "diagnostics":
+            from gateway.diagnostics.command import run_diagnostics
+
+            return run_diagnostics(
+                config=args.config, output=args.output, url=args.url, token=args.token
+            )
+        if args.command == "ocpi-token":
+            from gateway.ocpi.command import run_ocpi_token
+
+            return run_ocpi_token(args.config, args.partner)
+        if args.command == "status":
+            from gateway.api.status_report import run_status
+
+            return run_status(args.url, args.token, as_json=args.json)
         if args.command == "demo":
             from gateway.demo import run_demo
 
             configure_logging(args.log_level)
             run_until_signalled(
-                run_demo(chargers=args.chargers, duration_s=args.duration, out=sys.stdout)
+                run_demo(
+                    chargers=args.chargers,
+                    duration_s=args.duration,
+                    out=sys.stdout,
+                    api_port=args.api_port,
+                )
             )
             return EXIT_OK
         config = load_config(args.config)
@@ -293,7 +436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             return EXIT_OK
-        configure_logging(config.gateway.log_level)
+        configure_logging(
+            config.gateway.log_level,
+            log_format=config.gateway.log_format,
+            log_file=config.gateway.log_file,
+            max_bytes=config.gateway.log_file_max_bytes,
+            backups=config.gateway.log_file_backups,
+        )
+        raise_open_file_limit()
         run_until_signalled(run_gateway(config))
         return EXIT_OK
     except ConfigError as error:

@@ -5,6 +5,12 @@ Format::
     [gateway]
     store = "/var/lib/evgw/evgw.sqlite3"   # SQLite file (created if missing)
     log_level = "INFO"                      # DEBUG, INFO, WARNING, ERROR
+    log_format = "json"                     # "json": one JSON object per line (journald,
+                                            # log shippers); "text": key=value for a console
+    log_file = "/var/log/evgw/evgw.log"     # optional: also log there, rotated by size
+    log_file_max_bytes = 5000000            # rotate at this size ...
+    log_file_backups = 5                    # ... keeping this many old files (at most
+                                            # (1 + backups) x max_bytes on disk, 30 MB)
 
     [upstream]
     url = "ws://csms.example.com/ocpp"      # base URL; "/<charger id>" is appended
@@ -13,6 +19,24 @@ Format::
     heartbeat_interval_s = 300              # until the central system sets one
     meter_value_sample_interval_s = 60      # MeterValueSampleInterval
     connection_timeout_s = 60               # ConnectionTimeOut: authorization waits for a plug
+    security_profile = 2                    # OCPP security profile (gateway/ocpp/security.py):
+                                            # 0 none, 1 basic auth on ws://, 2 basic auth on
+                                            # wss://, 3 client certificate on wss://
+    password_env = "EVGW_OCPP_PASSWORD"     # profiles 1-2 (or password / password_file); the
+                                            # username is each charger's id. 1.6: 32-40 hex
+                                            # digits; 2.0.1: 16-40 characters. A charger's
+                                            # ocpp_password(_env/_file) overrides it; one the
+                                            # CSMS sets later (stored) overrides both
+    ca_file = "/etc/evgw/csms-ca.pem"       # wss://: the CSMS's CA (default: system CAs)
+    cert_file = "/etc/evgw/station.pem"     # profile 3: the client certificate and key, one
+    key_file = "/etc/evgw/station.key"      # for all chargers unless a charger names its own
+                                            # ocpp_cert_file / ocpp_key_file (CSMSs commonly
+                                            # want CN = the identity: one per charger)
+
+    [[upstream.stations]]                   # optional: "one station with many EVSEs"
+    id = "DEPOT-1"                          # one identity, one socket, for ...
+    chargers = ["CP-1", "CP-2"]             # ... these: connector/EVSE 1, 2 (same version)
+    serial_number = "DEPOT-0001"            # BootNotification serial (optional)
 
     [[chargers]]
     id = "CP-1"                             # charge point identity upstream
@@ -99,6 +123,36 @@ Format::
     phase_min_dwell_s = 180                 # no phase switch sooner than this after the last
     max_phase_switches = 4                  # per session
 
+    [monitoring]                            # alarms (gateway.monitoring.alarms)
+    check_interval_s = 5.0                  # how often alarm conditions are evaluated
+    charger_offline_grace_s = 30            # not answering this long: alarm, counts as down
+    uplink_grace_s = 120                    # a station's uplink down this long: alarm
+    circuit_alarm_share = 0.95              # a circuit above 95 % of its limit: alarm ...
+    circuit_clear_share = 0.90              # ... cleared below 90 %
+    queue_alarm_threshold = 100             # OCPP offline queue longer than this: alarm
+    alarm_history = 1000                    # alarms kept in memory (all are in the store)
+
+    [api]                                   # the local HTTP API and dashboard (gateway.api)
+    host = "127.0.0.1"                      # "0.0.0.0" to reach it from the depot's network
+    port = 8080                             # 0: any free port
+
+    [[api.users]]                           # at least one: no user, no API
+    name = "operator"
+    role = "admin"                          # read (every GET) | admin (also the writes)
+    token_env = "EVGW_API_TOKEN"            # or token_file, or token; at least 16 characters
+
+    [[tariffs]]                             # OCPI 2.2.1 tariffs (gateway.tariffs.catalog):
+    file = "tariffs/public.json"            # OCPI JSON beside this file, or the OCPI fields
+                                            # inline (id, currency, [[tariffs.elements]], ...);
+                                            # chargers name them in [ocpi.chargers.<id>]
+                                            # tariff_ids; local times: [ocpi.location] time_zone
+
+    [ocpi]                                  # OCPI 2.2.1 CPO server, its Location and its
+    port = 8090                             # partners: every key in gateway/ocpi/config.py
+    public_url = "https://cpo.example.com"
+    country_code = "NL"
+    party_id = "EVG"
+
 With `[[circuits]]`, a session's current comes from the balancing loop instead of
 `max_current_a`. At load, the failsafe currents of the chargers under each circuit are
 summed per grid phase (through their rotations) and must not exceed that circuit's limit,
@@ -108,10 +162,14 @@ so that every charger falling back at once trips no fuse (load-balancing.md §6)
 Every key is checked; an unknown key is an error (a typo must not silently fall back to a
 default). Errors name the key and the problem, e.g.
 `chargers[2].port: must be an integer between 1 and 65535, got "abc"`.
+
+`docs/configuration.md` is the complete reference, key by key; `tests/test_configuration_doc.py`
+fails when a key accepted here has no row there, or the other way round.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -127,8 +185,17 @@ from gateway.balancing.topology import (
     Circuit,
     overloads,
 )
+from gateway.ocpi.config import OcpiSection, parse_ocpi
+from gateway.ocpp.security import SecurityProfile, UpstreamSecurity
+from gateway.tariffs.catalog import check_tariffs, parse_tariffs
+from gateway.tariffs.model import Tariff
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS: Final = ("json", "text")
+LOG_FILE_MIN_BYTES: Final = 100_000
+LOG_FILE_MAX_BYTES: Final = 1_000_000_000
+"""A log file rotates between 100 kB (a few hundred lines: smaller rotates too often to keep
+context) and 1 GB."""
 OCPP_VERSIONS: Final = ("1.6", "2.0.1")
 MAX_IDENTITY_LENGTH: Final = 48
 """OCPP 2.0.1 caps the identity at 48 characters (ocpp.md §2); held to already, so a charger's
@@ -156,6 +223,14 @@ class ConfigError(ValueError):
 class GatewaySection:
     store: Path = Path("evgw.sqlite3")
     log_level: str = "INFO"
+    log_format: str = "json"
+    """"json" (one object per line) or "text" (key=value)."""
+    log_file: Path | None = None
+    """Also log to this file, rotated by size (the diagnostics bundle collects it)."""
+    log_file_max_bytes: int = 5_000_000
+    log_file_backups: int = 5
+    """Rotation keeps at most (1 + backups) x max_bytes on disk: 30 MB by default, small
+    next to an edge box's SD card or eMMC, and days of INFO logs of a busy depot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +240,25 @@ class UpstreamSection:
     heartbeat_interval_s: int = 300
     meter_value_sample_interval_s: int = 60
     connection_timeout_s: int = 60
+    security_profile: int = 0
+    password: str | None = field(default=None, repr=False)
+    """Basic-auth password of every station (profiles 1-2) unless a charger has its own."""
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    stations: tuple[SharedStationSection, ...] = ()
+    """Topology "one station with many EVSEs": groups of chargers presented as one station
+    each ([[upstream.stations]]); a charger in no group is its own station (the default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStationSection:
+    """One [[upstream.stations]] group: one upstream identity whose connectors (1.6) / EVSEs
+    (2.0.1) 1..N are `chargers` in this order (`gateway.ocpp.shared_station`)."""
+
+    id: str
+    chargers: tuple[str, ...]
+    serial_number: str | None = None
 
 
 TRANSPORTS: Final = ("tcp", "rtu", "rtu-over-tcp", "mqtt")
@@ -222,6 +316,11 @@ class ChargerSection:
     """Energy a vehicle here usually needs by its departure."""
     ocpp_version: str | None = None
     """The charger's upstream OCPP version; None: [upstream] ocpp_version."""
+    ocpp_password: str | None = field(default=None, repr=False)
+    """This station's basic-auth password; None: [upstream] password."""
+    ocpp_cert_file: Path | None = None
+    ocpp_key_file: Path | None = None
+    """This station's client certificate (profile 3); None: [upstream] cert_file/key_file."""
 
     @property
     def effective_rotation(self) -> str:
@@ -284,6 +383,55 @@ class BalancingSection:
     max_phase_switches: int = 4
 
 
+API_ROLES: Final = ("read", "admin")
+DEFAULT_API_PORT: Final = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUser:
+    """One credential of the local API: a name (shown in logs, never the token) and a role,
+    "read" (every GET) or "admin" (also the writes)."""
+
+    name: str
+    role: str
+    token: str = field(repr=False)
+    """Resolved from `token`, `token_env` or `token_file`; never shown in repr."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSection:
+    """The local HTTP API and dashboard (`gateway.api`). At least one user is required: an
+    API without credentials would be open to anyone who reaches the port."""
+
+    users: tuple[ApiUser, ...]
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_API_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSection:
+    """Alarm thresholds (`gateway.monitoring.alarms`)."""
+
+    check_interval_s: float = 5.0
+    """How often the alarm conditions are evaluated: alarm and uptime times are this exact."""
+    charger_offline_grace_s: float = 30.0
+    """A charger not answering this long raises an alarm and counts as down in its uptime:
+    longer than a reboot of a Modbus converter or a few missed polls during a link's back-off
+    (1 s doubling), short enough that an operator hears of it before a driver does."""
+    uplink_grace_s: float = 120.0
+    """A station disconnected from the central system this long raises an alarm: several of
+    the reconnect back-off's attempts (capped near 32 s plus jitter, gateway.ocpp.backoff)."""
+    circuit_alarm_share: float = 0.95
+    """A circuit measured above this share of its limit on any phase raises an alarm ..."""
+    circuit_clear_share: float = 0.90
+    """... cleared below this share (the gap keeps a load hovering at 95 % from flapping)."""
+    queue_alarm_threshold: int = 100
+    """An OCPP offline queue longer than this raises an alarm (cleared at half): a fifth of
+    the 500-message bound (gateway.ocpp.transaction_queue), well before it drops anything."""
+    alarm_history: int = 1000
+    """Alarms kept in memory for `history()` (all of them are also in the store)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: UpstreamSection
@@ -294,10 +442,29 @@ class GatewayConfig:
     balancing: BalancingSection = field(default_factory=BalancingSection)
     mqtt: MqttSection | None = None
     meters: tuple[MeterSection, ...] = ()
+    monitoring: MonitoringSection = field(default_factory=MonitoringSection)
+    api: ApiSection | None = None
+    ocpi: OcpiSection | None = None
+    """None: no OCPI server (`gateway.ocpi.config` documents the `[ocpi]` table)."""
+    tariffs: tuple[Tariff, ...] = ()
+    """The site's tariffs (`[[tariffs]]`, `gateway.tariffs.catalog`)."""
+    """None: no local API and no dashboard."""
 
     @property
     def root_circuit(self) -> str | None:
         return next((c.id for c in self.circuits if c.parent is None), None)
+
+
+STORE_FILE_NAME: Final = "evgw.sqlite3"
+
+
+def default_store_path() -> Path:
+    """`[gateway] store` when not given: in `$STATE_DIRECTORY` when systemd's StateDirectory=
+    (or the container image) sets it, e.g. /var/lib/evgw/evgw.sqlite3; else in the working
+    directory."""
+    state = os.environ.get("STATE_DIRECTORY", "")
+    # systemd separates several state directories with ':'; the first is the gateway's.
+    return Path(state.split(":")[0]) / STORE_FILE_NAME if state else Path(STORE_FILE_NAME)
 
 
 def load_config(path: Path | str) -> GatewayConfig:
@@ -309,25 +476,56 @@ def load_config(path: Path | str) -> GatewayConfig:
         raise ConfigError([f"cannot read: {error.strerror or error}"], str(path)) from error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError([f"not valid TOML: {error}"], str(path)) from error
-    return parse_config(document, source=str(path))
+    return parse_config(document, source=str(path), origin=path)
 
 
-def parse_config(document: Mapping[str, Any], *, source: str = "configuration") -> GatewayConfig:
-    """Validate an already parsed document. Raises `ConfigError` listing every problem."""
+def parse_config(
+    document: Mapping[str, Any], *, source: str = "configuration", origin: Path | None = None
+) -> GatewayConfig:
+    """Validate an already parsed document. Raises `ConfigError` listing every problem.
+    `origin`: the file it came from (relative tariff files, tariffs' last_updated)."""
     problems: list[str] = []
     checker = _Checker(problems)
     checker.only_keys(
         "",
         document,
-        {"gateway", "upstream", "chargers", "circuits", "balancing", "mqtt", "meters"},
+        {
+            "gateway",
+            "upstream",
+            "chargers",
+            "circuits",
+            "balancing",
+            "mqtt",
+            "meters",
+            "api",
+            "monitoring",
+            "ocpi",
+            "tariffs",
+        },
     )
 
     gateway_table = checker.table("gateway", document.get("gateway", {}))
-    checker.only_keys("gateway", gateway_table, {"store", "log_level"})
+    checker.only_keys("gateway", gateway_table, set(GatewaySection.__dataclass_fields__))
+    log_file = gateway_table.get("log_file")
     gateway = GatewaySection(
-        store=Path(checker.text("gateway.store", gateway_table.get("store", "evgw.sqlite3"))),
+        store=Path(
+            checker.text("gateway.store", gateway_table.get("store", str(default_store_path())))
+        ),
         log_level=checker.choice(
             "gateway.log_level", str(gateway_table.get("log_level", "INFO")).upper(), LOG_LEVELS
+        ),
+        log_format=checker.choice(
+            "gateway.log_format", gateway_table.get("log_format", "json"), LOG_FORMATS
+        ),
+        log_file=None if log_file is None else Path(checker.text("gateway.log_file", log_file)),
+        log_file_max_bytes=checker.integer(
+            "gateway.log_file_max_bytes",
+            gateway_table.get("log_file_max_bytes", 5_000_000),
+            LOG_FILE_MIN_BYTES,
+            LOG_FILE_MAX_BYTES,
+        ),
+        log_file_backups=checker.integer(
+            "gateway.log_file_backups", gateway_table.get("log_file_backups", 5), 1, 100
         ),
     )
 
@@ -341,10 +539,15 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
             "heartbeat_interval_s",
             "meter_value_sample_interval_s",
             "connection_timeout_s",
+            "stations",
+            *_UPSTREAM_SECURITY_KEYS,
         },
     )
     upstream = UpstreamSection(
-        url=checker.ws_url("upstream.url", upstream_table.get("url")),
+        # Without an [upstream] table at all, its missing url is not a second problem.
+        url=checker.ws_url("upstream.url", upstream_table.get("url"))
+        if isinstance(document.get("upstream"), Mapping)
+        else "",
         ocpp_version=checker.choice(
             "upstream.ocpp_version", str(upstream_table.get("ocpp_version", "1.6")), OCPP_VERSIONS
         ),
@@ -359,6 +562,8 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         connection_timeout_s=checker.integer(
             "upstream.connection_timeout_s", upstream_table.get("connection_timeout_s", 60), 1
         ),
+        **_parse_upstream_security(checker, upstream_table),
+        stations=_parse_shared_stations(checker, upstream_table.get("stations")),
     )
 
     raw_chargers = document.get("chargers")
@@ -385,6 +590,7 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
     if mqtt is not None and not any(charger.transport == "mqtt" for charger in chargers):
         problems.append('mqtt: no charger has transport = "mqtt"')
     _check_serial_buses(problems, chargers)
+    _check_shared_stations(problems, upstream, chargers)
 
     circuits = _parse_circuits(checker, document.get("circuits"))
     meters = _parse_meters(checker, document.get("meters"))
@@ -425,6 +631,25 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         _check_balancing(problems, circuits, chargers)
     if not problems:
         _check_meters(problems, meters, circuits)
+    api = _parse_api(checker, document.get("api"))
+    monitoring = _parse_monitoring(checker, document.get("monitoring"))
+    ocpi = parse_ocpi(checker, document.get("ocpi"), {charger.id for charger in chargers})
+    owner = None if ocpi is None else (ocpi.country_code, ocpi.party_id)
+    tariffs = parse_tariffs(problems, document.get("tariffs"), origin=origin, owner=owner)
+    if not problems:
+        check_tariffs(
+            problems,
+            tariffs,
+            {}
+            if ocpi is None
+            else {
+                f"ocpi.chargers.{charger.id}.tariff_ids": ocpi.charger(charger.id).tariff_ids
+                for charger in chargers
+            },
+            time_zone_key=None if ocpi is None else "ocpi.location.time_zone",
+        )
+    if not problems:
+        _check_upstream_security(problems, upstream, chargers)
 
     if problems:
         raise ConfigError(problems, source)
@@ -436,6 +661,10 @@ def parse_config(document: Mapping[str, Any], *, source: str = "configuration") 
         balancing=balancing,
         mqtt=mqtt,
         meters=tuple(meters),
+        api=api,
+        monitoring=monitoring,
+        ocpi=ocpi,
+        tariffs=tuple(tariffs),
     )
 
 
@@ -552,7 +781,11 @@ def _check_balancing(
 
 
 _SERIAL_KEYS = frozenset({"serial_port", "baudrate", "parity", "stop_bits", "byte_size"})
-_CHARGER_KEYS = (frozenset(ChargerSection.__dataclass_fields__) - {"serial"}) | _SERIAL_KEYS
+_CHARGER_KEYS = (
+    (frozenset(ChargerSection.__dataclass_fields__) - {"serial"})
+    | _SERIAL_KEYS
+    | {"ocpp_password_env", "ocpp_password_file"}
+)
 
 
 def _parse_endpoint(
@@ -673,6 +906,9 @@ def _parse_charger(checker: _Checker, where: str, raw: Any) -> ChargerSection | 
         ocpp_version=None
         if table.get("ocpp_version") is None
         else checker.choice(f"{where}.ocpp_version", str(table.get("ocpp_version")), OCPP_VERSIONS),
+        ocpp_password=_secret(checker, where, "ocpp_password", table),
+        ocpp_cert_file=_optional_path(checker, f"{where}.ocpp_cert_file", table),
+        ocpp_key_file=_optional_path(checker, f"{where}.ocpp_key_file", table),
     )
 
 
@@ -741,6 +977,169 @@ def _parse_mqtt(checker: _Checker, raw: Any) -> MqttSection | None:
     )
 
 
+_UPSTREAM_SECURITY_KEYS: Final = frozenset(
+    {"security_profile", "password", "password_env", "password_file", "ca_file"}
+    | {"cert_file", "key_file"}
+)
+
+
+def _optional_path(checker: _Checker, where: str, table: Mapping[str, Any]) -> Path | None:
+    value = table.get(where.rsplit(".", 1)[-1])
+    return None if value is None else Path(checker.text(where, value))
+
+
+def _parse_upstream_security(checker: _Checker, table: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "security_profile": checker.integer(
+            "upstream.security_profile", table.get("security_profile", 0), 0, 3
+        ),
+        "password": _secret(checker, "upstream", "password", table),
+        "ca_file": _optional_path(checker, "upstream.ca_file", table),
+        "cert_file": _optional_path(checker, "upstream.cert_file", table),
+        "key_file": _optional_path(checker, "upstream.key_file", table),
+    }
+
+
+def station_security(upstream: UpstreamSection, charger: ChargerSection) -> UpstreamSecurity:
+    """A charger's upstream security: `[upstream]` with the charger's own password and
+    client certificate where it names them."""
+    return UpstreamSecurity(
+        profile=SecurityProfile(upstream.security_profile),
+        password=charger.ocpp_password or upstream.password,
+        ca_file=upstream.ca_file,
+        cert_file=charger.ocpp_cert_file or upstream.cert_file,
+        key_file=charger.ocpp_key_file or upstream.key_file,
+    )
+
+
+def _parse_shared_stations(checker: _Checker, raw: Any) -> tuple[SharedStationSection, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        checker.problems.append(
+            "upstream.stations: must be an array of tables [[upstream.stations]],"
+            f" got {_shown(raw)}"
+        )
+        return ()
+    stations: list[SharedStationSection] = []
+    for index, item in enumerate(raw):
+        where = f"upstream.stations[{index}]"
+        table = checker.table(where, item)
+        if not table:
+            continue
+        checker.only_keys(where, table, {"id", "chargers", "serial_number"})
+        identity = checker.text(f"{where}.id", table.get("id"))
+        if len(identity) > MAX_IDENTITY_LENGTH or ":" in identity:
+            checker.problems.append(
+                f"{where}.id: must be at most {MAX_IDENTITY_LENGTH} characters without ':',"
+                f" got {identity!r}"
+            )
+        members = table.get("chargers")
+        if (
+            not isinstance(members, list)
+            or not members
+            or not all(isinstance(m, str) and m for m in members)
+        ):
+            checker.problems.append(
+                f"{where}.chargers: must be a non-empty list of charger ids, got {_shown(members)}"
+            )
+            members = []
+        stations.append(
+            SharedStationSection(
+                id=identity,
+                chargers=tuple(members),
+                serial_number=checker.optional_text(
+                    f"{where}.serial_number", table.get("serial_number"), SERIAL_MAX
+                ),
+            )
+        )
+    return tuple(stations)
+
+
+def _check_shared_stations(
+    problems: list[str], upstream: UpstreamSection, chargers: list[ChargerSection]
+) -> None:
+    """Each group names known chargers, each at most once in all groups, of one OCPP version
+    and one set of upstream credentials, and its identity is nobody else's."""
+    by_id = {charger.id: charger for charger in chargers}
+    grouped: dict[str, str] = {}
+    identities: dict[str, str] = {}
+    for index, station in enumerate(upstream.stations):
+        where = f"upstream.stations[{index}]"
+        if station.id in identities:
+            problems.append(f"{where}.id: {station.id!r} is also {identities[station.id]}.id")
+        identities.setdefault(station.id, where)
+        if station.id in by_id and station.id not in station.chargers:
+            problems.append(
+                f"{where}.id: {station.id!r} is the identity of charger {station.id!r},"
+                " which is not in this group"
+            )
+        versions: set[str] = set()
+        credentials: set[tuple[str | None, Path | None, Path | None]] = set()
+        for member in station.chargers:
+            charger = by_id.get(member)
+            if charger is None:
+                problems.append(f"{where}.chargers: unknown charger id {member!r}")
+                continue
+            if member in grouped:
+                problems.append(
+                    f"{where}.chargers: charger {member!r} is already in {grouped[member]}"
+                )
+            grouped.setdefault(member, where)
+            versions.add(charger.ocpp_version or upstream.ocpp_version)
+            credentials.add((charger.ocpp_password, charger.ocpp_cert_file, charger.ocpp_key_file))
+        if len(versions) > 1:
+            problems.append(
+                f"{where}.chargers: one station speaks one OCPP version, these chargers have"
+                f" {', '.join(sorted(versions))} (chargers[].ocpp_version)"
+            )
+        if len(credentials) > 1:
+            problems.append(
+                f"{where}.chargers: one station has one set of credentials, these chargers"
+                " differ in ocpp_password / ocpp_cert_file / ocpp_key_file"
+            )
+
+
+def _check_upstream_security(
+    problems: list[str], upstream: UpstreamSection, chargers: list[ChargerSection]
+) -> None:
+    """Each station's profile against its URL, password rule and files (checked at start so
+    a station never runs with credentials the CSMS must refuse)."""
+    for index, charger in enumerate(chargers):
+        security = station_security(upstream, charger)
+        version = charger.ocpp_version or upstream.ocpp_version
+        where = "upstream" if charger.ocpp_password is None else f"chargers[{index}]"
+        for problem in security.problems(upstream.url, version):
+            problems.append(f"{where}.security_profile: {problem} (charger {charger.id!r})")
+        for key, path in (
+            ("upstream.ca_file", security.ca_file),
+            (f"chargers[{index}].ocpp_cert_file", charger.ocpp_cert_file),
+            (f"chargers[{index}].ocpp_key_file", charger.ocpp_key_file),
+            ("upstream.cert_file", None if charger.ocpp_cert_file else upstream.cert_file),
+            ("upstream.key_file", None if charger.ocpp_key_file else upstream.key_file),
+        ):
+            problem = f"{key}: {path} is not a readable file"
+            if path is not None and not path.is_file() and problem not in problems:
+                problems.append(problem)
+        if not problems:
+            # The files exist: they must also load (PEM, a key matching its certificate).
+            try:
+                security.ssl_context(upstream.url)
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+                problems.append(
+                    f"{where}.security_profile: the TLS files do not load for charger"
+                    f" {charger.id!r}: {error}"
+                )
+    if upstream.security_profile in (0, 3):
+        if upstream.password is not None:
+            problems.append("upstream.password: only with security_profile 1 or 2")
+        problems.extend(
+            f"chargers[{index}].ocpp_password: only with security_profile 1 or 2"
+            for index, charger in enumerate(chargers)
+            if charger.ocpp_password is not None
+        )
+
+
 def _secret(checker: _Checker, where: str, key: str, table: Mapping[str, Any]) -> str | None:
     """A secret from `key`, `key_env` (an environment variable) or `key_file` (a file's
     first line): at most one of them. The value is never put into a problem message."""
@@ -771,6 +1170,93 @@ def _secret(checker: _Checker, where: str, key: str, table: Mapping[str, Any]) -
         checker.problems.append(f"{where}.{name}: {value} is empty")
         return None
     return lines[0]
+
+
+def _parse_monitoring(checker: _Checker, raw: Any) -> MonitoringSection:
+    table = checker.table("monitoring", raw)
+    checker.only_keys("monitoring", table, set(MonitoringSection.__dataclass_fields__))
+    defaults = MonitoringSection()
+
+    def number(key: str, low: float, high: float) -> float:
+        value = table.get(key, getattr(defaults, key))
+        return checker.number(f"monitoring.{key}", value, low, high)
+
+    section = MonitoringSection(
+        check_interval_s=number("check_interval_s", 0.1, 60.0),
+        charger_offline_grace_s=number("charger_offline_grace_s", 0.0, 86400.0),
+        uplink_grace_s=number("uplink_grace_s", 0.0, 86400.0),
+        circuit_alarm_share=number("circuit_alarm_share", 0.1, 1.0),
+        circuit_clear_share=number("circuit_clear_share", 0.05, 1.0),
+        queue_alarm_threshold=checker.integer(
+            "monitoring.queue_alarm_threshold",
+            table.get("queue_alarm_threshold", defaults.queue_alarm_threshold),
+            1,
+            1_000_000,
+        ),
+        alarm_history=checker.integer(
+            "monitoring.alarm_history",
+            table.get("alarm_history", defaults.alarm_history),
+            10,
+            100_000,
+        ),
+    )
+    if section.circuit_clear_share >= section.circuit_alarm_share:
+        checker.problems.append(
+            f"monitoring.circuit_clear_share: {section.circuit_clear_share:g} must be below"
+            f" circuit_alarm_share {section.circuit_alarm_share:g}"
+        )
+    return section
+
+
+_API_USER_KEYS = frozenset({"name", "role", "token", "token_env", "token_file"})
+MIN_API_TOKEN_LENGTH: Final = 16
+"""A token shorter than this is guessable by an attacker on the depot's network."""
+
+
+def _parse_api(checker: _Checker, raw: Any) -> ApiSection | None:
+    if raw is None:
+        return None
+    table = checker.table("api", raw)
+    checker.only_keys("api", table, {"host", "port", "users"})
+    raw_users = table.get("users")
+    users: list[ApiUser] = []
+    if not isinstance(raw_users, list) or not raw_users:
+        checker.problems.append(
+            "api.users: at least one [[api.users]] table is required (an API without"
+            " credentials would be open to anyone who reaches the port)"
+        )
+        raw_users = []
+    names: set[str] = set()
+    tokens: set[str] = set()
+    for index, raw_user in enumerate(raw_users):
+        where = f"api.users[{index}]"
+        user_table = checker.table(where, raw_user)
+        checker.only_keys(where, user_table, _API_USER_KEYS)
+        name = checker.text(f"{where}.name", user_table.get("name"))
+        if name in names:
+            checker.problems.append(f"{where}.name: duplicate user name {name!r}")
+        names.add(name)
+        role = checker.choice(f"{where}.role", user_table.get("role"), API_ROLES)
+        token = _secret(checker, where, "token", user_table)
+        if token is None:
+            if not any(key in user_table for key in ("token", "token_env", "token_file")):
+                checker.problems.append(f"{where}.token: missing (token, token_env or token_file)")
+            continue
+        if len(token) < MIN_API_TOKEN_LENGTH:
+            # The length only: the token itself never goes into a message.
+            checker.problems.append(
+                f"{where}.token: must be at least {MIN_API_TOKEN_LENGTH} characters,"
+                f" got {len(token)}"
+            )
+        elif token in tokens:
+            checker.problems.append(f"{where}.token: the same token as another user")
+        tokens.add(token)
+        users.append(ApiUser(name=name, role=role, token=token))
+    return ApiSection(
+        users=tuple(users),
+        host=checker.text("api.host", table.get("host", "127.0.0.1")),
+        port=checker.integer("api.port", table.get("port", DEFAULT_API_PORT), 0, 65535),
+    )
 
 
 _METER_KEYS = (frozenset(MeterSection.__dataclass_fields__) - {"serial"}) | _SERIAL_KEYS
@@ -854,7 +1340,14 @@ class _Checker:
         for key in table:
             if key not in allowed:
                 name = f"{where}.{key}" if where else key
-                self.problems.append(f"{name}: unknown key (allowed: {', '.join(sorted(allowed))})")
+                # A typo gets its likely correction instead of a list of thirty keys.
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.7)
+                hint = (
+                    f"did you mean {close[0]}?"
+                    if close
+                    else f"allowed: {', '.join(sorted(allowed))}"
+                )
+                self.problems.append(f"{name}: unknown key ({hint})")
 
     def table(self, where: str, value: Any, *, required: bool = False) -> Mapping[str, Any]:
         if value is None:
@@ -920,8 +1413,12 @@ class _Checker:
     def number(self, where: str, value: Any, low: float, high: float) -> float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not low <= float(value) <= high:
+            # "32 A" or "16": a number written as text, often with its unit.
+            hint = (
+                " (a plain number: the key's name gives the unit)" if isinstance(value, str) else ""
+            )
             self.problems.append(
-                f"{where}: must be a number between {low:g} and {high:g}, got {_shown(value)}"
+                f"{where}: must be a number between {low:g} and {high:g}, got {_shown(value)}{hint}"
             )
             return low
         return float(value)

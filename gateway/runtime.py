@@ -7,21 +7,30 @@ The command line (`gateway.cli`), the demo and the simulator all start it throug
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import Final
 
 from gateway import __version__
+from gateway.api import ApiServer
 from gateway.balancing import BalancedCharger, BalancingController, BalancingLoop, PlannerSettings
 from gateway.balancing.loop import UsualNeed
 from gateway.balancing.phases import PhaseSwitchSettings
-from gateway.config import ConfigError, GatewayConfig
+from gateway.config import ConfigError, GatewayConfig, station_security
 from gateway.core.site import ChargerSpec, Site
+from gateway.monitoring.alarms import AlarmMonitor
+from gateway.monitoring.history import ChargerHistory
+from gateway.monitoring.log_records import recent_logs
+from gateway.monitoring.metrics import GatewayMetrics
+from gateway.ocpi.service import OcpiService
 from gateway.ocpp.rpc import DEFAULT_CALL_TIMEOUT_S
-from gateway.ocpp.station import ChargePointIdentity
+from gateway.ocpp.shared_station import SharedStation, SharedStationSpec
+from gateway.ocpp.station import ChargePointIdentity, DiagnosticsProvider, StationCore
 from gateway.ocpp.v16.configuration import StationConfiguration
 from gateway.ocpp.v16.station import Station16
 from gateway.ocpp.v201.device_model import DeviceModel
 from gateway.ocpp.v201.station import Station201
+from gateway.shutdown import leave_chargers_at_failsafe
 from gateway.southbound import Southbound
 from gateway.store import Store
 
@@ -48,8 +57,23 @@ class Gateway:
         """The chargers presented upstream as OCPP 1.6 charge points."""
         self.stations_201: dict[str, Station201] = {}
         """The chargers presented upstream as OCPP 2.0.1 charging stations."""
+        self.shared_stations: dict[str, SharedStation] = {}
+        """[[upstream.stations]] groups: one identity upstream for several of the stations
+        above, which talk through it (`gateway.ocpp.shared_station`)."""
         self.balancing: BalancingLoop | None = None
         """The load-balancing loop, when the configuration has [[circuits]]."""
+        self.charger_history = ChargerHistory(store)
+        """Uptime and fault history per charger (`gateway.monitoring.history`)."""
+        self.alarms = AlarmMonitor(self, history=self.charger_history)
+        """Raises and clears the alarms (`gateway.monitoring.alarms`)."""
+        self.metrics = GatewayMetrics(self)
+        """The Prometheus registry (`gateway.monitoring.metrics`)."""
+        site.poll_observer = self.metrics.observe_poll
+        recent_logs()  # the diagnostics bundle's recent logs, also without a log file
+        self.api: ApiServer | None = None
+        """The local HTTP API and dashboard, when the configuration has [api]."""
+        self.ocpi: OcpiService | None = None
+        """The OCPI 2.2.1 CPO server and its partners, when the configuration has [ocpi]."""
 
     @classmethod
     async def open(cls, config: GatewayConfig) -> Gateway:
@@ -57,7 +81,11 @@ class Gateway:
         profile or a bus named with two settings, `StoreError` for an unusable database."""
         southbound = Southbound.build(config)
         store = await Store.open(config.gateway.store)
-        site = Site(ledger=store, connection_timeout_s=config.upstream.connection_timeout_s)
+        site = Site(
+            ledger=store,
+            reservations=store,
+            connection_timeout_s=config.upstream.connection_timeout_s,
+        )
         gateway = cls(config, store, southbound, site)
         for charger in config.chargers:
             site.add_charger(
@@ -76,6 +104,8 @@ class Gateway:
                 firmware_version=f"evgw {__version__}",
             )
             version = charger.ocpp_version or config.upstream.ocpp_version
+            security = station_security(config.upstream, charger)
+            diagnostics = _diagnostics_provider(gateway)
             if version == "2.0.1":
                 gateway.stations_201[charger.id] = Station201(
                     site,
@@ -87,8 +117,11 @@ class Gateway:
                         tx_updated_interval_s=config.upstream.meter_value_sample_interval_s,
                         ev_connection_timeout_s=config.upstream.connection_timeout_s,
                         message_timeout_s=round(DEFAULT_CALL_TIMEOUT_S),
+                        security_profile=int(security.profile),
                     ),
                     store=store,
+                    security=security,
+                    diagnostics=diagnostics,
                 )
                 continue
             gateway.stations[charger.id] = Station16(
@@ -100,11 +133,32 @@ class Gateway:
                     heartbeat_interval_s=config.upstream.heartbeat_interval_s,
                     meter_value_sample_interval_s=config.upstream.meter_value_sample_interval_s,
                     connection_timeout_s=config.upstream.connection_timeout_s,
+                    security_profile=int(security.profile),
                 ),
                 store=store,
+                security=security,
+                diagnostics=diagnostics,
+            )
+        for group in config.upstream.stations:
+            members: list[StationCore] = [
+                gateway.stations.get(charger_id) or gateway.stations_201[charger_id]
+                for charger_id in group.chargers
+            ]
+            gateway.shared_stations[group.id] = SharedStation(
+                SharedStationSpec(group.id, group.chargers, group.serial_number),
+                members,
+                base_url=config.upstream.url,
             )
         if config.circuits:
             gateway.balancing = _balancing_loop(config, site, southbound)
+            gateway.balancing.solve_observer = gateway.metrics.observe_solve
+            # OCPP charging profiles become the balancer's caps (gateway.ocpp.smart_charging).
+            for any_station in [*gateway.stations.values(), *gateway.stations_201.values()]:
+                any_station.smart_charging.balancing = gateway.balancing
+        if config.api is not None:
+            gateway.api = ApiServer(gateway, config.api)
+        if config.ocpi is not None:
+            gateway.ocpi = await OcpiService.open(config, site, store, balancing=gateway.balancing)
         return gateway
 
     async def run(self) -> None:
@@ -113,14 +167,30 @@ class Gateway:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.site.run(), name="site")
             tasks.create_task(self.southbound.run(), name="meters")
+            tasks.create_task(self.alarms.run(), name="alarms")
             if self.balancing is not None:
                 tasks.create_task(self.balancing.run(), name="balancing")
+            if self.api is not None:
+                tasks.create_task(self.api.run(), name="api")
+            if self.ocpi is not None:
+                tasks.create_task(self.ocpi.run(), name="ocpi")
             for station in self.stations.values():
                 tasks.create_task(station.run(), name=f"station-{station.charger_id}")
             for station_201 in self.stations_201.values():
                 tasks.create_task(station_201.run(), name=f"station-{station_201.charger_id}")
+            for shared in self.shared_stations.values():
+                tasks.create_task(shared.run(), name=f"shared-station-{shared.identity}")
 
     async def close(self) -> None:
+        """After `run()` has ended: leave every reachable charger at its failsafe current
+        (`gateway.shutdown`), close the links, then the store (committed, WAL checkpointed)."""
+        await leave_chargers_at_failsafe(
+            self.site, {charger.id: charger.failsafe_current_a for charger in self.config.chargers}
+        )
+        if self.ocpi is not None:
+            await self.ocpi.close()
+        if self.api is not None:
+            await self.api.stop()  # when started outside run() (the demo) and never run
         await self.southbound.close()
         await self.store.close()
 
@@ -219,3 +289,15 @@ async def run_gateway(config: GatewayConfig) -> None:
         await gateway.run()
     finally:
         await gateway.close()
+
+
+def _diagnostics_provider(gateway: Gateway) -> DiagnosticsProvider:
+    """The diagnostics bundle OCPP GetDiagnostics/GetLog upload (`gateway.diagnostics`,
+    imported when first asked for, so a station never waits on it at start)."""
+
+    async def build() -> bytes:
+        bundle = importlib.import_module("gateway.diagnostics.bundle")
+        data: bytes = await bundle.build_diagnostics_bundle(gateway)
+        return data
+
+    return build

@@ -67,6 +67,9 @@ class Southbound:
         self.meters: dict[str, MeterMonitor] = {}
         """Meter monitors by the circuit they measure."""
         self._mqtt_chargers: list[MqttCharger] = []
+        # One parse per profile, not per charger: a 500-charger site names a handful of
+        # profiles, and parsing one is milliseconds (most of a large site's start-up).
+        self._profiles: dict[str, ChargerProfile] = {}
 
     @classmethod
     def build(cls, config: GatewayConfig) -> Southbound:
@@ -120,7 +123,9 @@ class Southbound:
         if charger.transport == "mqtt":
             self._add_mqtt_charger(config, charger)
             return
-        profile = load_profile(charger.profile)
+        profile = self._profiles.get(charger.profile)
+        if profile is None:
+            profile = self._profiles[charger.profile] = load_profile(charger.profile)
         link = self._link(charger.transport, charger.host, charger.port, charger.serial, profile)
         self.drivers[charger.id] = ModbusCharger(link, charger.unit_id, profile, name=charger.id)
         self.capabilities[charger.id] = ChargerCapabilities(

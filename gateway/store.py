@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from gateway.core.reservations import Reservation
 from gateway.core.session import Session, SessionOrigin, StopReason
 
 T = TypeVar("T")
@@ -102,6 +103,174 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TABLE ocpp_local_list_version (
         charge_point TEXT PRIMARY KEY,
         version      INTEGER NOT NULL
+    );
+    """,
+    # OCPI sessions, CDRs, tokens and charging profiles (gateway/ocpi/{tokens,sessions,cdrs,
+    # charging_profiles}.py; ocpi.md §4). Objects are kept as their OCPI JSON (`body`) next
+    # to the columns they are looked up or paged by. `last_updated` is RFC 3339 UTC text
+    # in one fixed format, so text order is time order.
+    # - ocpi_tokens: tokens partners pushed; `uid_key` is the upper-cased uid a charger's
+    #   RFID reader is matched against.
+    # - ocpi_sessions: what OCPI adds to a core session (owner eMSP, cdr_token, auth method).
+    # - ocpi_session_samples: meter samples of a session, the source of its charging periods.
+    # - ocpi_cdrs: immutable CDRs, one per session.
+    # - ocpi_charging_profiles: the profile a partner set on an active session.
+    """
+    CREATE TABLE ocpi_tokens (
+        country_code TEXT NOT NULL,
+        party_id     TEXT NOT NULL,
+        uid          TEXT NOT NULL,
+        type         TEXT NOT NULL,
+        uid_key      TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        PRIMARY KEY (country_code, party_id, uid, type)
+    );
+    CREATE INDEX ocpi_tokens_uid ON ocpi_tokens (uid_key, type);
+    CREATE TABLE ocpi_sessions (
+        session_id              TEXT PRIMARY KEY,
+        country_code            TEXT,
+        party_id                TEXT,
+        cdr_token               TEXT NOT NULL,
+        auth_method             TEXT NOT NULL,
+        authorization_reference TEXT,
+        last_updated            TEXT NOT NULL
+    );
+    CREATE TABLE ocpi_session_samples (
+        session_id TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        energy_wh  REAL NOT NULL,
+        power_w    REAL NOT NULL,
+        current_a  REAL NOT NULL,
+        PRIMARY KEY (session_id, at)
+    );
+    CREATE TABLE ocpi_cdrs (
+        id           TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL UNIQUE,
+        country_code TEXT,
+        party_id     TEXT,
+        body         TEXT NOT NULL,
+        last_updated TEXT NOT NULL
+    );
+    CREATE INDEX ocpi_cdrs_updated ON ocpi_cdrs (last_updated, id);
+    CREATE TABLE ocpi_charging_profiles (
+        session_id TEXT PRIMARY KEY,
+        charger_id TEXT NOT NULL,
+        profile    TEXT NOT NULL,
+        set_at     TEXT NOT NULL
+    );
+    """,
+    # OCPP basic-auth passwords a central system set (1.6 AuthorizationKey, 2.0.1
+    # SecurityCtrlr.BasicAuthPassword; gateway/ocpp/security.py): they replace the configured
+    # one on every later connection, restarts included.
+    """
+    CREATE TABLE ocpp_credentials (
+        charge_point TEXT PRIMARY KEY,
+        password     TEXT NOT NULL,
+        set_at       TEXT NOT NULL
+    );
+    """,
+    # Monitoring (gateway/monitoring/{alarms,history}.py), written on transitions only:
+    # - monitoring_alarms: every alarm raised, with its clearing time once cleared.
+    # - charger_episodes: per charger, the spells it was down (kind "offline") or reported a
+    #   fault ("fault", `detail` its codes); `ended_at` NULL while it lasts.
+    # - monitoring_runs: when the gateway watched, so uptime counts only observed time.
+    """
+    CREATE TABLE monitoring_alarms (
+        id         TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        severity   TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        raised_at  TEXT NOT NULL,
+        cleared_at TEXT
+    );
+    CREATE INDEX monitoring_alarms_raised ON monitoring_alarms (raised_at);
+    CREATE TABLE charger_episodes (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        charger_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at   TEXT
+    );
+    CREATE INDEX charger_episodes_by_charger ON charger_episodes (charger_id, started_at);
+    CREATE TABLE monitoring_runs (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at TEXT NOT NULL,
+        last_seen  TEXT NOT NULL,
+        stopped_at TEXT
+    );
+    """,
+    # OCPI partners and published EVSEs (gateway/ocpi/{partners,locations}.py):
+    # - ocpi_partners: one row per partner: the token A we issued (until it registers), the
+    #   token it presents to us, the token we present to it, its versions URL, version,
+    #   endpoints and credentials roles (JSON), and its registration status.
+    # - ocpi_evses: every EVSE ever published, so a charger removed from the configuration
+    #   is served as REMOVED instead of disappearing (Locations are never deleted).
+    # - ocpi_client_info: the ClientInfo a hub sent about the parties behind it.
+    # - ocpi_published_tariffs: the tariffs last pushed, so a changed one is PUT again and a
+    #   removed one DELETEd at the next start.
+    """
+    CREATE TABLE ocpi_partners (
+        id           TEXT PRIMARY KEY,
+        token_a      TEXT,
+        token_in     TEXT,
+        token_out    TEXT,
+        raw_token    INTEGER NOT NULL DEFAULT 0,
+        versions_url TEXT,
+        version      TEXT,
+        endpoints    TEXT NOT NULL DEFAULT '[]',
+        roles        TEXT NOT NULL DEFAULT '[]',
+        status       TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE TABLE ocpi_evses (
+        uid          TEXT PRIMARY KEY,
+        charger_id   TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        last_updated TEXT NOT NULL
+    );
+    CREATE TABLE ocpi_client_info (
+        country_code TEXT NOT NULL,
+        party_id     TEXT NOT NULL,
+        hub          TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        PRIMARY KEY (country_code, party_id)
+    );
+    CREATE TABLE ocpi_published_tariffs (
+        id           TEXT PRIMARY KEY,
+        path         TEXT NOT NULL,
+        body         TEXT NOT NULL
+    );
+    """,
+    # OCPP charging profiles and connector reservations:
+    # - ocpp_charging_profiles (gateway/ocpp/smart_charging.py): the profiles a central system
+    #   installed on a charge point, as received (`body`, in the form of `version`), with the
+    #   connector (0 = the station), the session of a TxProfile and the installation time.
+    # - reservations (gateway/core/reservations.py): reservations held by connectors; times
+    #   are ISO 8601 UTC text.
+    """
+    CREATE TABLE ocpp_charging_profiles (
+        charge_point TEXT NOT NULL,
+        profile_id   INTEGER NOT NULL,
+        connector_id INTEGER NOT NULL,
+        session_id   TEXT,
+        version      TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        installed_at TEXT NOT NULL,
+        PRIMARY KEY (charge_point, profile_id)
+    );
+    CREATE TABLE reservations (
+        charger_id     TEXT NOT NULL,
+        reservation_id INTEGER NOT NULL,
+        connector_id   INTEGER NOT NULL,
+        id_tag         TEXT NOT NULL,
+        parent_id_tag  TEXT,
+        expires_at     TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        PRIMARY KEY (charger_id, reservation_id)
     );
     """,
 )
@@ -195,6 +364,21 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, work, self._db)
 
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` (queries only) on the store's thread, for modules that own their own
+        tables (added by a migration below) and keep their SQL next to their model."""
+        return await self._run(work)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the store's thread inside one BEGIN IMMEDIATE ... COMMIT (rolled
+        back if it raises); committed with synchronous=FULL before this returns."""
+
+        def transaction(db: sqlite3.Connection) -> T:
+            with _transaction(db):
+                return work(db)
+
+        return await self._run(transaction)
+
     # --- sessions (SessionLedger) ------------------------------------------------------------
 
     async def record_session_started(self, session: Session) -> None:
@@ -258,6 +442,23 @@ class Store:
         return await self._run(
             lambda db: [_session_from_row(row) for row in db.execute(query, args)]
         )
+
+    async def sessions_page(
+        self, *, charger_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Session], int]:
+        """One page of recorded sessions, newest first, and how many there are in all (of
+        one charger, or all)."""
+        where, args = ("", ()) if charger_id is None else ("WHERE charger_id = ?", (charger_id,))
+
+        def read(db: sqlite3.Connection) -> tuple[list[Session], int]:
+            total = db.execute(f"SELECT count(*) FROM sessions {where}", args).fetchone()[0]
+            rows = db.execute(
+                f"SELECT * FROM sessions {where} ORDER BY started_at DESC, id LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            )
+            return [_session_from_row(row) for row in rows], int(total)
+
+        return await self._run(read)
 
     # --- OCPP outbox -------------------------------------------------------------------------
 
@@ -368,6 +569,33 @@ class Store:
             }
         )
 
+    # --- OCPP credentials --------------------------------------------------------------------
+
+    async def upstream_password(self, charge_point: str) -> str | None:
+        """The basic-auth password the central system set for a charge point, if any."""
+
+        def read(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT password FROM ocpp_credentials WHERE charge_point = ?", (charge_point,)
+            ).fetchone()
+            return None if row is None else str(row["password"])
+
+        return await self._run(read)
+
+    async def set_upstream_password(self, charge_point: str, password: str, at: datetime) -> None:
+        """Remember the password the central system set (replacing an earlier one)."""
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
+                    "INSERT INTO ocpp_credentials (charge_point, password, set_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT (charge_point) DO UPDATE SET"
+                    " password = excluded.password, set_at = excluded.set_at",
+                    (charge_point, password, at.isoformat()),
+                )
+
+        await self._run(write)
+
     # --- OCPP authorization cache and local list ---------------------------------------------
 
     async def auth_cache(self, charge_point: str) -> list[StoredIdTag]:
@@ -450,6 +678,60 @@ class Store:
 
         await self._run(write)
 
+    # --- reservations (ReservationLedger) ------------------------------------------------------
+
+    async def reservations(self) -> list[Reservation]:
+        """Every reservation held, expired ones included (the site ends those at start-up)."""
+
+        def read(db: sqlite3.Connection) -> list[Reservation]:
+            return [
+                Reservation(
+                    charger_id=row["charger_id"],
+                    connector_id=row["connector_id"],
+                    reservation_id=row["reservation_id"],
+                    id_tag=row["id_tag"],
+                    parent_id_tag=row["parent_id_tag"],
+                    expires_at=datetime.fromisoformat(row["expires_at"]),
+                    source=row["source"],
+                )
+                for row in db.execute("SELECT * FROM reservations ORDER BY expires_at")
+            ]
+
+        return await self._run(read)
+
+    async def record_reservation(self, reservation: Reservation) -> None:
+        """Add a reservation, or replace the one with its charger and id."""
+        row = (
+            reservation.charger_id,
+            reservation.reservation_id,
+            reservation.connector_id,
+            reservation.id_tag,
+            reservation.parent_id_tag,
+            reservation.expires_at.isoformat(),
+            reservation.source,
+        )
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
+                    "INSERT OR REPLACE INTO reservations (charger_id, reservation_id,"
+                    " connector_id, id_tag, parent_id_tag, expires_at, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+
+        await self._run(write)
+
+    async def delete_reservation(self, charger_id: str, reservation_id: int) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
+                    "DELETE FROM reservations WHERE charger_id = ? AND reservation_id = ?",
+                    (charger_id, reservation_id),
+                )
+
+        await self._run(write)
+
 
 def _outbox_from_row(row: sqlite3.Row) -> OutboxMessage:
     return OutboxMessage(
@@ -474,10 +756,14 @@ def _id_tag_from_row(row: sqlite3.Row) -> StoredIdTag:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Autocommit mode (isolation_level=None) with explicit transactions: the sqlite3 module's
-    # implicit BEGIN does not cover DDL, and migrations must be atomic.
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode (isolation_level=None) with explicit transactions: the sqlite3
+        # module's implicit BEGIN does not cover DDL, and migrations must be atomic.
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except (OSError, sqlite3.Error) as error:
+        # e.g. a file where the directory should be, or no write permission there.
+        raise StoreError(f"{path}: cannot open: {error}") from error
     db.row_factory = sqlite3.Row
     try:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

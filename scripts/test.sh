@@ -55,6 +55,7 @@ step "balancing benchmark (short)" python3 benches/bench_balancing.py --quick --
 step "register decoding benchmark (short)" python3 benches/bench_registers.py --quick --report benches/report-registers.txt
 step "poll benchmark (short)" python3 benches/bench_poll.py --quick --report benches/report-poll.txt
 step "depot day (short)" python3 benches/depot_day.py --quick --report benches/report-depot-day.txt
+step "start-up benchmark (short)" python3 benches/bench_startup.py --quick --report benches/report-startup.txt
 
 echo
 if ((${#failed[@]})); then

@@ -99,7 +99,7 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "depot.toml"
 def test_check_config_accepts_the_depot_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "valid: 14 chargers (2 mqtt, 4 rtu, 2 rtu-over-tcp, 6 tcp), 1 meters, 3 circuits" in out
+    assert "valid: 30 chargers (4 mqtt, 4 rtu, 6 rtu-over-tcp, 16 tcp), 1 meters, 3 circuits" in out
 
 
 def test_check_config_names_every_problem_and_exits_2(

@@ -178,6 +178,10 @@ class BalancingController:
             raise ValueError(f"a circuit limit must be non-negative amperes, got {amps}")
         limits[source] = amps
 
+    def circuit_limits(self, circuit_id: str) -> dict[str, tuple[float, float, float]]:
+        """The limits on a circuit by source, besides its fuse (a copy; empty when none)."""
+        return dict(self._circuit_limits.get(circuit_id, {}))
+
     def status(self, charger_id: str) -> BalancingStatus:
         """The last decision for a charger. Raises KeyError for an unknown one."""
         return self._status[charger_id]

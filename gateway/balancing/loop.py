@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -129,6 +130,8 @@ class BalancingLoop:
         self._needs: dict[str, VehicleNeed] = {}
         self._caps: dict[str, dict[str, float]] = {}
         self._failsafe_done: set[str] = set()
+        self.solve_observer: Callable[[float], None] | None = None
+        """Told the seconds each tick's solve took (the metrics' solver time)."""
         for charger_id in controller.chargers:
             # Until the loop grants current, a starting session is enabled at 0 A (paused).
             site.set_allocated_current(charger_id, 0.0)
@@ -152,6 +155,22 @@ class BalancingLoop:
         if not (math.isfinite(amps) and amps >= 0):
             raise ValueError(f"a cap must be a non-negative number of amperes, got {amps}")
         caps[source] = amps
+
+    def charger_caps(self, charger_id: str) -> dict[str, float]:
+        """The caps on a charger by source (a copy; empty when none)."""
+        return dict(self._caps.get(charger_id, {}))
+
+    def vehicle_need(self, charger_id: str) -> VehicleNeed | None:
+        """The need the balancing holds for the charger's active session, if any."""
+        need = self._needs.get(charger_id)
+        session = self.site.connector(charger_id).session
+        if need is None or session is None or session.id != need.session_id:
+            return None
+        return need
+
+    def monotonic(self) -> float:
+        """Now on the loop clock's monotonic scale (`VehicleNeed.departure_at`'s)."""
+        return self._clock.monotonic()
 
     def set_circuit_limit(
         self, circuit_id: str, source: str, amps: tuple[float, float, float] | None
@@ -215,7 +234,10 @@ class BalancingLoop:
         await self._program_failsafes()
         now = self._clock.monotonic()
         readings = {circuit_id: meter.latest(now) for circuit_id, meter in self.meters.items()}
+        solve_started = time.perf_counter()
         writes = self.controller.tick(now, self._snapshots(now), readings)
+        if self.solve_observer is not None:
+            self.solve_observer(time.perf_counter() - solve_started)
         for change in self.controller.phase_changes:
             if not await self._switch_phases(change):
                 # Still on its old phases while its allocation assumed the new ones: hand it

@@ -4,17 +4,32 @@ Simulated Modbus TCP chargers (the `generic` profile) with EVs that plug in and 
 gateway polling them, and a local central system that prints what it receives. The last
 charger's sessions are started and stopped remotely by the central system, the others by RFID.
 Everything runs on 127.0.0.1 with ephemeral ports; the store lives in a temporary directory.
+The chargers hang under one 40 A fuse (less than three chargers at 16 A), so the load balancing
+has work to do, and the dashboard is served on http://127.0.0.1:8080/ (or a free port when
+8080 is taken) with a token generated for the run and printed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Final, TextIO
 
-from gateway.config import ChargerSection, GatewayConfig, GatewaySection, UpstreamSection
+from gateway.config import (
+    DEFAULT_API_PORT,
+    ApiSection,
+    ApiUser,
+    BalancingSection,
+    ChargerSection,
+    CircuitSection,
+    GatewayConfig,
+    GatewaySection,
+    UpstreamSection,
+)
 from gateway.demo.central_system import DemoCentralSystem
 from gateway.modbus import SimulatedCharger
 from gateway.runtime import Gateway
@@ -26,9 +41,18 @@ PLUGGED_S: Final = 16.0
 UNPLUGGED_S: Final = 5.0
 REMOTE_STOP_AFTER_S: Final = 9.0
 """The central system stops remote-started sessions this long after they start."""
+DEMO_FUSE_A: Final = 40.0
+"""Below three chargers' 48 A: the balancing shares it, visibly on the dashboard."""
 
 
-def demo_config(simulator_ports: list[int], central_system_url: str, store: Path) -> GatewayConfig:
+def demo_config(
+    simulator_ports: list[int],
+    central_system_url: str,
+    store: Path,
+    *,
+    api_port: int = DEFAULT_API_PORT,
+    api_token: str | None = None,
+) -> GatewayConfig:
     """The gateway configuration of the demo, built in code."""
     return GatewayConfig(
         gateway=GatewaySection(store=store, log_level="WARNING"),
@@ -49,10 +73,20 @@ def demo_config(simulator_ports: list[int], central_system_url: str, store: Path
             )
             for index, port in enumerate(simulator_ports)
         ),
+        circuits=(CircuitSection(id="depot", max_current_a=(DEMO_FUSE_A,) * 3),),
+        balancing=BalancingSection(ramp_a_per_s=5.0),
+        api=ApiSection(
+            users=(
+                ApiUser(name="demo", role="admin", token=api_token or secrets.token_urlsafe(16)),
+            ),
+            port=api_port,
+        ),
     )
 
 
-async def run_demo(*, chargers: int, duration_s: float | None, out: TextIO) -> None:
+async def run_demo(
+    *, chargers: int, duration_s: float | None, out: TextIO, api_port: int = DEFAULT_API_PORT
+) -> None:
     """Run the demo until cancelled or `duration_s` has passed."""
     central_system = DemoCentralSystem(out)
     simulators = [SimulatedCharger("generic", speed=SIMULATION_SPEED) for _ in range(chargers)]
@@ -85,9 +119,17 @@ async def run_demo(*, chargers: int, duration_s: float | None, out: TextIO) -> N
     with tempfile.TemporaryDirectory(prefix="evgw-demo-") as directory:
         await central_system.start()
         ports = [await simulator.start("127.0.0.1", 0) for simulator in simulators]
+        token = secrets.token_urlsafe(16)
         gateway = await Gateway.open(
-            demo_config(ports, central_system.url, Path(directory) / "demo.sqlite3")
+            demo_config(
+                ports,
+                central_system.url,
+                Path(directory) / "demo.sqlite3",
+                api_port=api_port,
+                api_token=token,
+            )
         )
+        await _start_api(gateway, out)
         print(
             f"evgw demo: {chargers} simulated chargers, central system at {central_system.url}"
             " (Ctrl-C to stop)",
@@ -111,6 +153,24 @@ async def run_demo(*, chargers: int, duration_s: float | None, out: TextIO) -> N
             await central_system.stop()
             with contextlib.suppress(Exception):
                 print("evgw demo: stopped", file=out, flush=True)
+
+
+async def _start_api(gateway: Gateway, out: TextIO) -> None:
+    """Serve the dashboard, on any free port if the configured one is taken; print where."""
+    api = gateway.api
+    assert api is not None
+    try:
+        await api.start()
+    except OSError:
+        api.section = dataclasses.replace(api.section, port=0)
+        await api.start()
+    token = api.section.users[0].token
+    print(
+        f"evgw demo: dashboard at {api.url}/ (token {token}); evgw status --url {api.url}"
+        f" --token={token}",
+        file=out,
+        flush=True,
+    )
 
 
 async def _drive(simulator: SimulatedCharger, index: int, remote: bool) -> None:

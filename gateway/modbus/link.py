@@ -187,6 +187,12 @@ class ModbusLink(ABC):
         """Minimum pause between two requests on this bus, seconds (may be raised later)."""
         self.connect_count = 0
         """Successful connections so far: stays 1 while the first connection holds."""
+        self.requests = 0
+        """Requests asked of this link so far (for the metrics), and of them those that
+        timed out, got a Modbus exception response, or failed on the connection."""
+        self.timeouts = 0
+        self.exception_responses = 0
+        self.connection_errors = 0
         self._lock = asyncio.Lock()
         self._client: ModbusBaseClient | None = None
         self._backoff_s = backoff_initial_s
@@ -274,6 +280,7 @@ class ModbusLink(ABC):
 
     async def _execute(self, unit_id: int, what: str, call: _RequestCall) -> Any:
         prefix = f"{self.endpoint} unit {unit_id}: {what}"
+        self.requests += 1
         async with self._lock:
             client = await self._connected_client(prefix)
             await self._keep_gap()
@@ -300,6 +307,7 @@ class ModbusLink(ABC):
                 self._last_request_end = asyncio.get_running_loop().time()
             self._timeout_run.clear()
             if response.isError():
+                self.exception_responses += 1
                 code = int(getattr(response, "exception_code", 0))
                 name = EXCEPTION_CODE_NAMES.get(code, "unknown exception")
                 raise ModbusExceptionResponse(f"{prefix}: Modbus exception {code} ({name})", code)
@@ -349,6 +357,7 @@ class ModbusLink(ABC):
         return client
 
     def _timed_out(self, prefix: str, unit_id: int) -> ModbusTimeout:
+        self.timeouts += 1
         self._timeout_run.append(unit_id)
         if self._timeouts_mean_dead_connection():
             log.warning(
@@ -360,6 +369,7 @@ class ModbusLink(ABC):
         return ModbusTimeout(f"{prefix}: no response within {self.request_timeout_s} s")
 
     def _connection_failed(self, prefix: str, problem: str) -> ModbusConnectionError:
+        self.connection_errors += 1
         self._drop_connection()
         loop = asyncio.get_running_loop()
         self._next_attempt_at = loop.time() + self._backoff_s

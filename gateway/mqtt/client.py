@@ -206,6 +206,9 @@ class MqttClient:
         self._connection_listeners: list[Callable[[bool], None]] = []
         self.connect_count = 0
         """Successful CONNACKs so far (1 after the first connection; +1 per reconnect)."""
+        self.messages_received = 0
+        self.messages_published = 0
+        """Messages dispatched to subscribers and published so far (for the metrics)."""
         self.last_error: str | None = None
 
     def __repr__(self) -> str:
@@ -363,6 +366,7 @@ class MqttClient:
             raise MqttNotConnected(f"{self.name}: connection lost publishing to {topic!r}")
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttPublishError(f"{self.name}: {topic!r}: {paho.error_string(info.rc)}")
+        self.messages_published += 1
         if qos == 0:
             return
         # The ack is handed over with call_soon_threadsafe, so it cannot be processed before
@@ -547,6 +551,7 @@ class MqttClient:
             future.set_result(None)
 
     def _dispatch(self, message: MqttMessage) -> None:
+        self.messages_received += 1
         with self._lock:
             handlers = [
                 handler

@@ -241,6 +241,12 @@ async def run_simulation(
                 simulated,
                 upstream=upstream,
                 gateway=GatewaySection(store=workdir / "evgw.sqlite3", log_level="WARNING"),
+                # The local API and the OCPI server on free ports: a simulation beside the
+                # running gateway must neither take its ports nor fail on them.
+                api=None if simulated.api is None else dataclasses.replace(simulated.api, port=0),
+                ocpi=None
+                if simulated.ocpi is None
+                else dataclasses.replace(simulated.ocpi, port=0),
             )
             gateway = await Gateway.open(simulated)
             stack.push_async_callback(gateway.close)

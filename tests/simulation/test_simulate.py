@@ -21,6 +21,7 @@ def test_the_depot_example_is_a_valid_configuration() -> None:
     assert transports == {"tcp", "rtu", "rtu-over-tcp", "mqtt"}
     assert {charger.profile for charger in config.chargers if charger.transport != "mqtt"} == {
         "keba-p30",
+        "keba-p40",
         "alfen-ng9xx",
         "abb-terra-ac",
         "heidelberg-energy-control",
