@@ -26,7 +26,7 @@ from urllib.parse import quote
 from websockets.exceptions import InvalidStatus
 
 from gateway.core.clock import Clock, SystemClock
-from gateway.core.events import SiteEvent
+from gateway.core.events import SessionEnded, SiteEvent
 from gateway.core.session import StopReason
 from gateway.core.site import Site
 from gateway.ocpp import Call, Codec, JsonObject
@@ -34,7 +34,9 @@ from gateway.ocpp.authorization import (
     AuthorizationCache,
     AuthorizationKeys,
     Decision,
+    ListUpdate,
     LocalList,
+    UpdateStatus,
     decide,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
@@ -90,6 +92,8 @@ class StationCore(ABC):
     """The version-independent half of a station; see the module docstring."""
 
     _handlers: dict[str, Callable[[JsonObject], Awaitable[JsonObject]]]
+    _availability_task: asyncio.Task[None] | None
+    """A Scheduled Inoperative waiting for its session to end; each version sets it up."""
 
     def __init__(
         self,
@@ -617,3 +621,38 @@ class StationCore(ABC):
             local_list=self.local_list,
             cache=self.cache,
         )
+
+    async def _store_local_list(self, update: ListUpdate) -> None:
+        """Keep an Accepted SendLocalList: stored, applied, and its identifiers dropped from
+        the cache (the list outranks the cache anyway, and a stale cache entry must not
+        resurface if the identifier later leaves the list)."""
+        if update.status is not UpdateStatus.ACCEPTED:
+            return
+        assert update.entries is not None
+        assert self._store is not None
+        await self._store.local_list_replace(
+            self.charger_id,
+            update.version,
+            [info.stored(id_tag) for id_tag, info in update.entries.items()],
+        )
+        self.local_list.apply(update)
+        removed = self.cache.remove(list(update.entries))
+        if removed:
+            await self._store.auth_cache_update(self.charger_id, [], removed)
+
+    async def _inoperative_after(self, session_id: str) -> None:
+        """A Scheduled ChangeAvailability Inoperative: applied once `session_id` ends."""
+        self._availability_task = asyncio.current_task()
+        events = self._site.subscribe(self.charger_id)
+        try:
+            while True:
+                session = self._site.connector(self.charger_id).session
+                if session is None or session.id != session_id:
+                    break
+                event = await events.get()
+                if isinstance(event, SessionEnded) and event.session.id == session_id:
+                    break
+            self._site.set_operative(self.charger_id, False)
+            logger.info("scheduled Inoperative applied", extra=self._log)
+        finally:
+            self._site.unsubscribe(events)

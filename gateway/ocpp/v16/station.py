@@ -662,20 +662,7 @@ class Station16(StationCore):
             max_length=self.configuration.local_auth_list_max_length,
             send_max_length=self.configuration.send_local_list_max_length,
         )
-        if update.status is UpdateStatus.ACCEPTED:
-            assert update.entries is not None
-            assert self._store is not None
-            await self._store.local_list_replace(
-                self.charger_id,
-                update.version,
-                [info.stored(id_tag) for id_tag, info in update.entries.items()],
-            )
-            self.local_list.apply(update)
-            # List entries are never cached: the list outranks the cache anyway, and a stale
-            # cache entry must not resurface if the identifier leaves the list.
-            removed = self.cache.remove(list(update.entries))
-            if removed:
-                await self._store.auth_cache_update(self.charger_id, [], removed)
+        await self._store_local_list(update)
         logger.info(
             "SendLocalList %s",
             update.status.value,
@@ -807,22 +794,6 @@ class Station16(StationCore):
         self._site.set_operative(self.charger_id, operative)
         logger.info("ChangeAvailability %s", kind, extra=self._log)
         return {"status": "Accepted"}
-
-    async def _inoperative_after(self, session_id: str) -> None:
-        self._availability_task = asyncio.current_task()
-        events = self._site.subscribe(self.charger_id)
-        try:
-            while True:
-                session = self._site.connector(self.charger_id).session
-                if session is None or session.id != session_id:
-                    break
-                event = await events.get()
-                if isinstance(event, SessionEnded) and event.session.id == session_id:
-                    break
-            self._site.set_operative(self.charger_id, False)
-            logger.info("scheduled Inoperative applied", extra=self._log)
-        finally:
-            self._site.unsubscribe(events)
 
     async def _on_unlock_connector(self, payload: JsonObject) -> JsonObject:
         # Neither Modbus profiles nor the MQTT styles expose a cable-lock command.

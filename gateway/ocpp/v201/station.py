@@ -70,7 +70,6 @@ from gateway.ocpp.authorization import (
     AuthorizationStatus,
     Decision,
     IdTagInfo,
-    UpdateStatus,
 )
 from gateway.ocpp.backoff import ReconnectBackoff
 from gateway.ocpp.connection import FollowUp, after_answer
@@ -840,22 +839,6 @@ class Station201(StationCore):
         logger.info("ChangeAvailability %s", payload["operationalStatus"], extra=self._log)
         return {"status": "Accepted"}
 
-    async def _inoperative_after(self, session_id: str) -> None:
-        self._availability_task = asyncio.current_task()
-        events = self._site.subscribe(self.charger_id)
-        try:
-            while True:
-                session = self._site.connector(self.charger_id).session
-                if session is None or session.id != session_id:
-                    break
-                event = await events.get()
-                if isinstance(event, SessionEnded) and event.session.id == session_id:
-                    break
-            self._site.set_operative(self.charger_id, False)
-            logger.info("scheduled Inoperative applied", extra=self._log)
-        finally:
-            self._site.unsubscribe(events)
-
     async def _on_unlock_connector(self, payload: JsonObject) -> JsonObject:
         if int(payload["evseId"]) != EVSE_ID or int(payload["connectorId"]) != CONNECTOR_ID:
             return {"status": "UnknownConnector"}
@@ -918,18 +901,7 @@ class Station201(StationCore):
             max_length=LOCAL_AUTH_LIST_MAX_LENGTH,
             send_max_length=SEND_LOCAL_LIST_MAX_LENGTH,
         )
-        if update.status is UpdateStatus.ACCEPTED:
-            assert update.entries is not None
-            assert self._store is not None
-            await self._store.local_list_replace(
-                self.charger_id,
-                update.version,
-                [info.stored(id_tag) for id_tag, info in update.entries.items()],
-            )
-            self.local_list.apply(update)
-            removed = self.cache.remove(list(update.entries))
-            if removed:
-                await self._store.auth_cache_update(self.charger_id, [], removed)
+        await self._store_local_list(update)
         logger.info(
             "SendLocalList %s",
             update.status.value,
