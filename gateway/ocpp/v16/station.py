@@ -563,8 +563,10 @@ class Station16(StationCore):
                 )
             return
         transaction_id = int(result["transactionId"])
-        await self.outbox.answered(message, transaction_id=transaction_id)
+        # Known in memory before the store write yields: a status sent meanwhile lets the
+        # central system answer at once with a RemoteStop naming this id.
         self._transaction_ids[message.session_id] = transaction_id
+        await self.outbox.answered(message, transaction_id=transaction_id)
         await self._site.record_upstream_transaction_id(
             self.charger_id, message.session_id, str(transaction_id)
         )
