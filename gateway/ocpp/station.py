@@ -27,7 +27,7 @@ from websockets.exceptions import InvalidStatus
 
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.events import SessionEnded, SiteEvent
-from gateway.core.session import StopReason
+from gateway.core.session import Session, StopReason
 from gateway.core.site import Site
 from gateway.ocpp import Call, Codec, JsonObject
 from gateway.ocpp.authorization import (
@@ -230,9 +230,47 @@ class StationCore(ABC):
     async def authorize(self, charger_id: str, id_tag: str) -> bool:
         """The site's `Authorizer`: may `id_tag` charge at `charger_id`?"""
 
-    @abstractmethod
     async def _load(self, store: Store) -> None:
-        """Load the queue and the authorization data from `store`."""
+        """Take up the station's durable state from `store`: the transaction queue, the
+        upstream transaction ids, the authorization cache and the local list. Sessions the
+        ledger recorded but whose messages were never queued (the gateway stopped between the
+        ledger write and the queue write) are queued now; the store deduplicates against
+        events still on their way."""
+        self._store = store
+        outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
+        await outbox.load()
+        self._outbox = outbox
+        transactions = await store.upstream_transactions(self.charger_id)
+        self._remember_transactions(
+            {session_id: row.transaction_id for session_id, row in transactions.items()}
+        )
+        self.cache.load(await store.auth_cache(self.charger_id))
+        version, entries = await store.local_list(self.charger_id)
+        self.local_list.load(version, entries)
+        for session in await store.sessions(self.charger_id):
+            known = transactions.get(session.id)
+            if known is None:
+                logger.warning(
+                    "session whose start was never queued recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_session_start(session)
+            if not session.active and (known is None or not known.stop_queued):
+                logger.warning(
+                    "ended session whose end was never queued recovered from the ledger",
+                    extra={**self._log, "session_id": session.id},
+                )
+                await self._queue_session_end(session)
+
+    @abstractmethod
+    def _remember_transactions(self, transaction_ids: dict[str, int | None]) -> None:
+        """What the store knows of each session's upstream transaction (per version)."""
+
+    @abstractmethod
+    async def _queue_session_start(self, session: Session) -> None: ...
+
+    @abstractmethod
+    async def _queue_session_end(self, session: Session) -> None: ...
 
     @abstractmethod
     def _boot_payload(self) -> JsonObject: ...

@@ -78,7 +78,6 @@ from gateway.ocpp.station import ChargePointIdentity, DiagnosticsProvider, Stati
 from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
-    TransactionOutbox,
 )
 from gateway.ocpp.v16 import smart_charging as smart_charging_16
 from gateway.ocpp.v16.configuration import StationConfiguration
@@ -253,35 +252,14 @@ class Station16(StationCore):
         self._diagnostics_status = "Idle"
         self._availability_task: asyncio.Task[None] | None = None
 
-    async def _load(self, store: Store) -> None:
-        self._store = store
-        outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
-        await outbox.load()
-        self._outbox = outbox
-        transactions = await store.upstream_transactions(self.charger_id)
-        self._transaction_ids = {
-            session_id: row.transaction_id for session_id, row in transactions.items()
-        }
-        self.cache.load(await store.auth_cache(self.charger_id))
-        version, entries = await store.local_list(self.charger_id)
-        self.local_list.load(version, entries)
-        # Sessions the ledger recorded but whose messages were never queued: the gateway
-        # stopped between the ledger write and the queue write. Queue them now (the store
-        # deduplicates against events still on their way).
-        for session in await store.sessions(self.charger_id):
-            known = transactions.get(session.id)
-            if known is None:
-                logger.warning(
-                    "session without a queued StartTransaction recovered from the ledger",
-                    extra={**self._log, "session_id": session.id},
-                )
-                await self._queue_start(session)
-            if not session.active and (known is None or not known.stop_queued):
-                logger.warning(
-                    "ended session without a queued StopTransaction recovered from the ledger",
-                    extra={**self._log, "session_id": session.id},
-                )
-                await self._queue_stop(session)
+    def _remember_transactions(self, transaction_ids: dict[str, int | None]) -> None:
+        self._transaction_ids = transaction_ids
+
+    async def _queue_session_start(self, session: Session) -> None:
+        await self._queue_start(session)
+
+    async def _queue_session_end(self, session: Session) -> None:
+        await self._queue_stop(session)
 
     # --- Authorizer ------------------------------------------------------------------------
 

@@ -81,7 +81,6 @@ from gateway.ocpp.transaction_queue import (
     DEFAULT_QUEUE_LIMIT,
     DEFAULT_REPLAY_INTERVAL_S,
     TRANSACTION_EVENT,
-    TransactionOutbox,
 )
 from gateway.ocpp.v16.configuration import LOCAL_AUTH_LIST_MAX_LENGTH, SEND_LOCAL_LIST_MAX_LENGTH
 from gateway.ocpp.v16.station import ocpp_timestamp
@@ -292,34 +291,14 @@ class Station201(StationCore):
         self._handlers.update(smart_charging_201.handlers(self))  # and reservations
         self._availability_task: asyncio.Task[None] | None = None
 
-    async def _load(self, store: Store) -> None:
-        self._store = store
-        outbox = TransactionOutbox(store, self.charger_id, limit=self.queue_limit)
-        await outbox.load()
-        self._outbox = outbox
-        transactions = await store.upstream_transactions(self.charger_id)
-        self._last_answered = {
-            session_id: row.transaction_id for session_id, row in transactions.items()
-        }
-        self.cache.load(await store.auth_cache(self.charger_id))
-        version, entries = await store.local_list(self.charger_id)
-        self.local_list.load(version, entries)
-        # Sessions the ledger recorded but whose events were never queued: the gateway
-        # stopped between the ledger write and the queue write (the store deduplicates).
-        for session in await store.sessions(self.charger_id):
-            known = transactions.get(session.id)
-            if known is None:
-                logger.warning(
-                    "session without a queued Started event recovered from the ledger",
-                    extra={**self._log, "session_id": session.id},
-                )
-                await self._queue_started(session)
-            if not session.active and (known is None or not known.stop_queued):
-                logger.warning(
-                    "ended session without a queued Ended event recovered from the ledger",
-                    extra={**self._log, "session_id": session.id},
-                )
-                await self._queue_ended(session)
+    def _remember_transactions(self, transaction_ids: dict[str, int | None]) -> None:
+        self._last_answered = transaction_ids
+
+    async def _queue_session_start(self, session: Session) -> None:
+        await self._queue_started(session)
+
+    async def _queue_session_end(self, session: Session) -> None:
+        await self._queue_ended(session)
 
     # --- Authorizer ------------------------------------------------------------------------
 
