@@ -94,28 +94,36 @@ def _config(tmp_path: Path, url: str, simulators: dict[str, SimulatedCharger]) -
 
 
 async def _start_gateway(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    # Logs go to a file, not a pipe: nothing reads a pipe while the gateway runs, and a full
+    # pipe would block its (synchronous) logging and with it the whole gateway.
+    with _log_path(config).open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(config),
+            stdout=log,
+            stderr=log,
+        )
 
 
-async def _stop(process: asyncio.subprocess.Process, signum: int) -> tuple[int, str]:
+def _log_path(config: Path) -> Path:
+    return config.with_suffix(".log")
+
+
+async def _stop(process: asyncio.subprocess.Process, signum: int, config: Path) -> tuple[int, str]:
+    """Signal, wait, and return the exit code and the log file (every run of this config)."""
     process.send_signal(signum)
     try:
         async with asyncio.timeout(SAFETY_DEADLINE_S):
-            _, errors = await process.communicate()
+            await process.wait()
     except TimeoutError:
         process.kill()
         raise AssertionError("the gateway did not stop") from None
     assert process.returncode is not None
-    return process.returncode, errors.decode()
+    return process.returncode, _log_path(config).read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -147,7 +155,7 @@ async def test_a_signal_leaves_chargers_at_their_failsafe_and_the_store_consiste
         print(log.decode()[-5000:])  # the gateway's log, shown with the failure
         raise
 
-    code, errors = await _stop(process, signum)
+    code, errors = await _stop(process, signum, config)
 
     assert code == 0, errors[-3000:]
     assert "Traceback" not in errors
@@ -196,7 +204,7 @@ async def test_a_signal_leaves_chargers_at_their_failsafe_and_the_store_consiste
                 f"{charger_id} offered {CHARGING_A:g} A again",
             )
     finally:
-        code, errors = await _stop(process, signal.SIGTERM)
+        code, errors = await _stop(process, signal.SIGTERM, config)
     assert code == 0, errors[-3000:]
     assert "resumed open session" in errors
     for charger_id in SESSION_CHARGERS:
